@@ -102,6 +102,30 @@ export function deepMerge(base: Json, over: Json): Json {
   return out;
 }
 
+// Config files may carry line and block comments (config/example.jsonc documents every setting that way).
+export function stripJsonComments(text: string): string {
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      out += text.slice(i, j + 1);
+      i = j + 1;
+    } else if (c === '/' && text[i + 1] === '/') {
+      while (i < text.length && text[i] !== '\n') i++;
+    } else if (c === '/' && text[i + 1] === '*') {
+      const end = text.indexOf('*/', i + 2);
+      i = end < 0 ? text.length : end + 2;
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  return out;
+}
+
 function readJson(file: string): Json {
   let text: string;
   try {
@@ -110,7 +134,7 @@ function readJson(file: string): Json {
     throw new ConfigError([`cannot read config file ${file}: ${(err as Error).message}`]);
   }
   try {
-    const v: unknown = JSON.parse(text);
+    const v: unknown = JSON.parse(stripJsonComments(text));
     if (!isObject(v)) throw new Error('top level is not an object');
     return v;
   } catch (err) {
