@@ -1,0 +1,127 @@
+// Non-INVITE server transactions (RFC 3261 §17.2.2) and their matching (§17.2.3). The engine hands a request to
+// the TU only when it starts a new transaction; retransmissions are absorbed in Trying and answered with the last
+// response in Proceeding and Completed. Completed lasts Timer J (64*T1 on UDP, 0 on TCP/WS) and then the
+// transaction is forgotten.
+import type { SipRequest } from './message.js';
+import { header } from './message.js';
+import { parseVia, tagOf } from './headers.js';
+import { timerJ, type SipTimers, type TimerHandle } from './timers.js';
+
+export type ServerTxState = 'trying' | 'proceeding' | 'completed' | 'terminated';
+
+/** RFC 3261 §8.1.1.7: branches of RFC 3261 elements start with this magic cookie. */
+export const MAGIC_COOKIE = 'z9hG4bK';
+
+/**
+ * The transaction key of a request (§17.2.3): top Via branch + sent-by + method (ACK matches the INVITE it
+ * acknowledges). For an RFC 2543 branch (no magic cookie) the fallback uses Request-URI, From tag, To tag, Call-ID,
+ * CSeq and the whole top Via. Undefined when there is no usable top Via.
+ */
+export function serverTransactionKey(req: SipRequest): string | undefined {
+  const top = header(req, 'via');
+  if (top === undefined) return undefined;
+  const via = parseVia(top);
+  if (via === null) return undefined;
+  const method = req.method === 'ACK' ? 'INVITE' : req.method;
+  const branch = via.branch;
+  if (branch !== undefined && branch.startsWith(MAGIC_COOKIE) && branch.length > MAGIC_COOKIE.length) {
+    const sentBy = `${via.host.toLowerCase()}:${via.port ?? ''}`;
+    return `3261\u0000${branch}\u0000${sentBy}\u0000${method}`;
+  }
+  const from = header(req, 'from');
+  const to = header(req, 'to');
+  return [
+    '2543', req.uri, from === undefined ? '' : tagOf(from) ?? '', to === undefined ? '' : tagOf(to) ?? '',
+    header(req, 'call-id') ?? '', header(req, 'cseq') ?? '', top,
+  ].join('\u0000');
+}
+
+export interface ServerTxOptions {
+  key: string;
+  request: SipRequest;
+  /** Reliable transports (TCP, WS) have Timer J = 0. */
+  reliable: boolean;
+  timers: SipTimers;
+  /** Write a serialized response to the flow the request came on. */
+  send(data: Buffer): void;
+  onTerminated(tx: NonInviteServerTransaction): void;
+}
+
+export class NonInviteServerTransaction {
+  state: ServerTxState = 'trying';
+  private lastResponse: Buffer | undefined;
+  private timer: TimerHandle | undefined;
+  readonly key: string;
+  readonly request: SipRequest;
+
+  constructor(private readonly opts: ServerTxOptions) {
+    this.key = opts.key;
+    this.request = opts.request;
+  }
+
+  /** A retransmission of the request arrived (§17.2.2). True when a response was sent again. */
+  receiveRetransmission(): boolean {
+    if ((this.state === 'proceeding' || this.state === 'completed') && this.lastResponse) {
+      this.opts.send(this.lastResponse);
+      return true;
+    }
+    // Trying: the TU has not answered yet; the request is absorbed without a word.
+    return false;
+  }
+
+  /** The TU sends a response. Provisional: Proceeding; final: Completed for Timer J, then Terminated. */
+  sendResponse(data: Buffer, status: number): void {
+    if (this.state === 'completed' || this.state === 'terminated') return;
+    this.lastResponse = data;
+    this.opts.send(data);
+    if (status < 200) {
+      this.state = 'proceeding';
+      return;
+    }
+    this.state = 'completed';
+    const j = timerJ(this.opts.timers, this.opts.reliable);
+    if (j === 0) {
+      this.terminate();
+      return;
+    }
+    this.timer = this.opts.timers.scheduler.setTimeout(() => this.terminate(), j);
+    this.timer.unref?.();
+  }
+
+  terminate(): void {
+    if (this.state === 'terminated') return;
+    this.state = 'terminated';
+    if (this.timer !== undefined) this.opts.timers.scheduler.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.opts.onTerminated(this);
+  }
+}
+
+export class ServerTransactionTable {
+  private readonly byKey = new Map<string, NonInviteServerTransaction>();
+
+  get(key: string): NonInviteServerTransaction | undefined {
+    return this.byKey.get(key);
+  }
+
+  create(opts: Omit<ServerTxOptions, 'onTerminated'> & { onTerminated?: (tx: NonInviteServerTransaction) => void }): NonInviteServerTransaction {
+    const tx = new NonInviteServerTransaction({
+      ...opts,
+      onTerminated: (t) => {
+        if (this.byKey.get(t.key) === t) this.byKey.delete(t.key);
+        opts.onTerminated?.(t);
+      },
+    });
+    this.byKey.set(opts.key, tx);
+    return tx;
+  }
+
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  clear(): void {
+    for (const tx of [...this.byKey.values()]) tx.terminate();
+    this.byKey.clear();
+  }
+}

@@ -1,0 +1,81 @@
+// UDP transport (RFC 3261 §18): one datagram is one message. The socket is also the local end of every UDP flow
+// that arrives on it, and the one NOTIFYs to those flows leave from.
+import dgram from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import type { Logger } from '../../log.js';
+
+export interface UdpTransportOptions {
+  address: string;
+  port: number;
+  /** Datagrams larger than this are not even handed to the parser (config.sip.maxMessageSize). */
+  maxMessageSize: number;
+  logger: Logger;
+  onDatagram(data: Buffer, remoteAddress: string, remotePort: number, transport: UdpTransport): void;
+  onOversize(remoteAddress: string, size: number): void;
+}
+
+export class UdpTransport {
+  private socket: dgram.Socket | undefined;
+  address: string;
+  port: number;
+
+  constructor(private readonly opts: UdpTransportOptions) {
+    this.address = opts.address;
+    this.port = opts.port;
+  }
+
+  start(): Promise<{ address: string; port: number }> {
+    const socket = dgram.createSocket({ type: isIPv6(this.opts.address) ? 'udp6' : 'udp4', reuseAddr: false });
+    this.socket = socket;
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      socket.once('error', onError);
+      socket.bind(this.opts.port, this.opts.address, () => {
+        socket.off('error', onError);
+        // After bind, errors (e.g. ICMP port unreachable surfacing as send errors) must never crash the server.
+        socket.on('error', (err) => this.opts.logger.warn({ transport: 'udp', err: err.message }, 'UDP socket error'));
+        socket.on('message', (msg, rinfo) => {
+          if (msg.length > this.opts.maxMessageSize) {
+            this.opts.onOversize(rinfo.address, msg.length);
+            return;
+          }
+          this.opts.onDatagram(msg, rinfo.address, rinfo.port, this);
+        });
+        const a = socket.address();
+        this.address = a.address;
+        this.port = a.port;
+        resolve({ address: a.address, port: a.port });
+      });
+    });
+  }
+
+  /** Send one datagram; resolves false on a local send error (the caller maps that to transport-error). */
+  send(data: Buffer, address: string, port: number): Promise<boolean> {
+    const socket = this.socket;
+    if (!socket) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      try {
+        socket.send(data, port, address, (err) => {
+          if (err) this.opts.logger.debug({ transport: 'udp', address, port, err: err.message }, 'UDP send failed');
+          resolve(!err);
+        });
+      } catch (err) {
+        this.opts.logger.debug({ transport: 'udp', address, port, err: (err as Error).message }, 'UDP send failed');
+        resolve(false);
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    const socket = this.socket;
+    this.socket = undefined;
+    if (!socket) return Promise.resolve();
+    return new Promise((resolve) => {
+      try {
+        socket.close(() => resolve());
+      } catch {
+        resolve();
+      }
+    });
+  }
+}
