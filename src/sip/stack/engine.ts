@@ -1,0 +1,652 @@
+// The embedded SIP engine: UDP, TCP and WebSocket transports, the flow table, and RFC 3261 §17 non-INVITE
+// transactions behind the SipEngine port. It parses what arrives, absorbs retransmissions, hands each new request
+// to the TU once, builds responses from the request (§8.2.6), and sends in-dialog requests (NOTIFY) over the flow
+// the dialog was made on, retransmitting over UDP until a final response or Timer F.
+import { randomBytes } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import type { Config } from '../../config.js';
+import type { Logger } from '../../log.js';
+import type { Metrics } from '../../metrics.js';
+import type {
+  DialogRequestSpec, Flow, ListeningAddress, RequestOutcome, ResponseSpec, ServerTransaction, SipEngine, Transport,
+} from '../port.js';
+import { header, headerAll, type HeaderMap, type SipMessage, type SipRequest, type SipResponse } from './message.js';
+import { canAnswer, parseMessage, type ParseLimits } from './parser.js';
+import { serializeRequest, serializeResponse } from './serializer.js';
+import { formatVia, parseCSeq, parseEvent, parseNameAddr, parseUri, parseVia, tagOf } from './headers.js';
+import { reasonPhrase } from './reasons.js';
+import { FlowTable, type FlowConnection } from './flows.js';
+import { UdpTransport } from './transport-udp.js';
+import { TcpTransport } from './transport-tcp.js';
+import { WsTransport } from './transport-ws.js';
+import { ServerTransactionTable, serverTransactionKey, type NonInviteServerTransaction } from './transaction-server.js';
+import { ClientTransactionTable, clientTransactionKey, type NonInviteClientTransaction } from './transaction-client.js';
+import { createTimers, timerF, type SipTimers, type TimerHandle } from './timers.js';
+
+export interface EmbeddedEngineOptions {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  /** T1/T2/T4 and the scheduler; tests inject short values or fake timers. */
+  timers?: Partial<SipTimers>;
+}
+
+/** Seconds a client is asked to wait when we shed load (RFC 3261 §20.33, Retry-After with a 503). */
+const OVERLOAD_RETRY_AFTER_S = 5;
+/** Longest stop() waits for client transactions in flight; further bounded by config.shutdownTimeoutMs / 2. */
+const STOP_GRACE_MS = 2000;
+/** At most one log line per limit kind in this interval, so a flood cannot flood the log as well. */
+const LIMIT_LOG_INTERVAL_MS = 10_000;
+const DEFAULT_SIP_PORT = 5060;
+
+interface UdpTarget { kind: 'udp'; transport: UdpTransport; address: string; port: number }
+interface ConnTarget { kind: 'conn'; conn: FlowConnection }
+type Target = UdpTarget | ConnTarget | { kind: 'fail'; outcome: RequestOutcome };
+
+const noFlow = (): { kind: 'fail'; outcome: RequestOutcome } => ({ kind: 'fail', outcome: { status: 408, reason: 'Request Timeout', local: 'no-flow' } });
+const transportError = (): { kind: 'fail'; outcome: RequestOutcome } => ({ kind: 'fail', outcome: { status: 503, reason: 'Service Unavailable', local: 'transport-error' } });
+
+/** RFC 3261 §19.1.1: IPv6 literals go in brackets in a hostport. */
+function hostport(host: string, port: number): string {
+  return (host.includes(':') && !host.startsWith('[') ? `[${host}]` : host) + ':' + port;
+}
+
+function stripBrackets(h: string): string {
+  return h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h;
+}
+
+function isUnspecified(a: string): boolean {
+  return a === '0.0.0.0' || a === '::' || a === '[::]';
+}
+
+function firstExternalIPv4(): string | undefined {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const ni of list ?? []) {
+      if (ni.family === 'IPv4' && !ni.internal) return ni.address;
+    }
+  }
+  return undefined;
+}
+
+/** user@host of a SIP URI, lower-cased, for trace matching; undefined when there is no user part. */
+function aorOf(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const m = /sips?:([^@;>?\s]+)@(\[[^\]]+\]|[^;>?:\s]+)/i.exec(value);
+  return m ? `${m[1]}@${m[2]}`.toLowerCase() : undefined;
+}
+
+function toBuffer(b: Buffer | string | undefined): Buffer {
+  if (b === undefined) return Buffer.alloc(0);
+  return typeof b === 'string' ? Buffer.from(b, 'utf8') : b;
+}
+
+function appendHeader(h: HeaderMap, name: string, value: string): void {
+  const k = name.toLowerCase();
+  const cur = h.get(k);
+  if (cur) cur.push(value);
+  else h.set(k, [value]);
+}
+
+class EmbeddedServerTransaction implements ServerTransaction {
+  private done = false;
+  constructor(
+    readonly request: SipRequest,
+    readonly flow: Flow,
+    private readonly onRespond: (spec: ResponseSpec) => boolean,
+  ) {}
+
+  get responded(): boolean {
+    return this.done;
+  }
+
+  respond(spec: ResponseSpec): void {
+    if (this.done) return;
+    if (this.onRespond(spec)) this.done = true;
+  }
+}
+
+class EmbeddedEngine implements SipEngine {
+  readonly kind = 'embedded' as const;
+  private readonly config: Config;
+  private readonly logger: Logger;
+  private readonly metrics: Metrics;
+  private readonly timers: SipTimers;
+  private readonly limits: ParseLimits;
+  private readonly flows = new FlowTable();
+  private readonly serverTxs = new ServerTransactionTable();
+  private readonly clientTxs = new ClientTransactionTable();
+  /** Client transactions waiting on a connection flow, failed when it closes (§17.1.4). */
+  private readonly txByFlow = new Map<string, Set<NonInviteClientTransaction>>();
+  /** Requests handed to the TU and not yet answered, with the guard that frees them if the TU never answers. */
+  private readonly pending = new Map<NonInviteServerTransaction, TimerHandle>();
+  private readonly traceSet: Set<string>;
+  private readonly limitLogAt = new Map<string, number>();
+  private udp: UdpTransport[] = [];
+  private tcp: TcpTransport[] = [];
+  private ws: WsTransport[] = [];
+  private addrs: ListeningAddress[] = [];
+  private handler: ((tx: ServerTransaction) => void) | undefined;
+  private ready = false;
+  private stopping = false;
+  private stopped: Promise<void> | undefined;
+
+  constructor(opts: EmbeddedEngineOptions) {
+    this.config = opts.config;
+    this.logger = opts.logger;
+    this.metrics = opts.metrics;
+    this.timers = createTimers(opts.timers);
+    this.limits = { maxMessageSize: opts.config.sip.maxMessageSize, maxHeaders: opts.config.sip.maxHeaders };
+    this.traceSet = new Set(opts.config.log.traceSip.map((s) => s.toLowerCase()));
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------------------
+
+  async start(): Promise<ListeningAddress[]> {
+    if (this.ready) return this.listening();
+    const sip = this.config.sip;
+    try {
+      for (const l of sip.listen) {
+        if (l.transport === 'udp') {
+          const t = new UdpTransport({
+            address: l.address, port: l.port, maxMessageSize: sip.maxMessageSize, logger: this.logger,
+            onDatagram: (data, ra, rp, tr) => this.onUdp(data, ra, rp, tr),
+            onOversize: (ra, size) => {
+              this.metrics.sipDropped.inc({ reason: 'too-large' });
+              this.logger.debug({ transport: 'udp', remoteAddress: ra, size }, 'SIP datagram over sip.maxMessageSize dropped');
+            },
+          });
+          const a = await t.start();
+          this.udp.push(t);
+          this.addrs.push({ transport: 'udp', address: a.address, port: a.port });
+        } else if (l.transport === 'tcp') {
+          const t = new TcpTransport({
+            address: l.address, port: l.port, flows: this.flows, limits: this.limits, logger: this.logger,
+            admit: (ra) => this.admitConnection('tcp', ra),
+            onMessage: (data, conn) => this.onMessage(data, conn.flow, conn),
+            onFramingError: (conn, error) => {
+              this.metrics.sipDropped.inc({ reason: 'framing' });
+              this.logger.debug({ transport: 'tcp', flow: conn.flow.id, remoteAddress: conn.flow.remoteAddress, error }, 'SIP stream framing error, connection closed');
+            },
+            onClose: (conn) => this.onConnectionClosed(conn),
+          });
+          const a = await t.start();
+          this.tcp.push(t);
+          this.addrs.push({ transport: 'tcp', address: a.address, port: a.port });
+        } else {
+          const t = new WsTransport({
+            address: l.address, port: l.port, flows: this.flows, maxMessageSize: sip.maxMessageSize, logger: this.logger,
+            admit: (ra) => this.admitConnection('ws', ra),
+            onMessage: (data, conn) => this.onMessage(data, conn.flow, conn),
+            onClose: (conn) => this.onConnectionClosed(conn),
+          });
+          const a = await t.start();
+          this.ws.push(t);
+          this.addrs.push({ transport: 'ws', address: a.address, port: a.port });
+        }
+      }
+    } catch (err) {
+      await this.closeTransports();
+      throw err;
+    }
+    this.ready = true;
+    return this.listening();
+  }
+
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.stopping = true;
+      this.ready = false;
+      for (const t of this.tcp) t.stopAccepting();
+      for (const t of this.ws) t.stopAccepting();
+      const inFlight = this.clientTxs.inFlight();
+      if (inFlight.length > 0) {
+        const grace = Math.min(STOP_GRACE_MS, Math.floor(this.config.shutdownTimeoutMs / 2));
+        let handle: TimerHandle | undefined;
+        await Promise.race([
+          Promise.allSettled(inFlight.map((t) => t.outcome)),
+          new Promise<void>((r) => { handle = this.timers.scheduler.setTimeout(r, grace); }),
+        ]);
+        if (handle !== undefined) this.timers.scheduler.clearTimeout(handle);
+      }
+      this.clientTxs.abortAll();
+      this.serverTxs.clear();
+      for (const h of this.pending.values()) this.timers.scheduler.clearTimeout(h);
+      this.pending.clear();
+      await this.closeTransports();
+    })();
+    return this.stopped;
+  }
+
+  private async closeTransports(): Promise<void> {
+    for (const t of this.tcp) { t.stopAccepting(); t.closeAll(); }
+    for (const t of this.ws) { t.stopAccepting(); t.closeAll(); }
+    await Promise.all(this.udp.map((t) => t.close()));
+  }
+
+  isReady(): boolean {
+    return this.ready;
+  }
+
+  listening(): ListeningAddress[] {
+    return this.addrs.map((a) => ({ ...a }));
+  }
+
+  onRequest(handler: (tx: ServerTransaction) => void): void {
+    this.handler = handler;
+  }
+
+  // ---- addresses -------------------------------------------------------------------------------------------
+
+  /** The host a peer should use for us: sip.publicAddress, else the listen address, else a real interface. */
+  private advertisedHost(listenAddress: string): string {
+    if (this.config.sip.publicAddress) return this.config.sip.publicAddress;
+    if (!isUnspecified(listenAddress)) return listenAddress;
+    return firstExternalIPv4() ?? '127.0.0.1';
+  }
+
+  private listenerFor(t: Transport): { host: string; port: number } {
+    const a = this.addrs.find((x) => x.transport === t);
+    if (a) return { host: this.advertisedHost(a.address), port: a.port };
+    const l = this.config.sip.listen.find((x) => x.transport === t) ?? this.config.sip.listen[0];
+    return { host: this.advertisedHost(l?.address ?? '127.0.0.1'), port: l?.port || DEFAULT_SIP_PORT };
+  }
+
+  contactUri(transport: Transport): string {
+    const { host, port } = this.listenerFor(transport);
+    return `sip:${hostport(host, port)};transport=${transport}`;
+  }
+
+  // ---- connection limits (issue 4) ----------------------------------------------------------------------
+
+  private admitConnection(transport: 'tcp' | 'ws', remoteAddress: string): boolean {
+    if (this.stopping) return false;
+    const lim = this.config.sip.limits;
+    let limit: 'connectionsTotal' | 'connectionsPerSource' | undefined;
+    if (this.flows.size >= lim.connectionsTotal) limit = 'connectionsTotal';
+    else if (this.flows.connectionsFrom(remoteAddress) >= lim.connectionsPerSource) limit = 'connectionsPerSource';
+    if (limit === undefined) return true;
+    this.metrics.overload.inc({ limit });
+    this.logLimit(limit, { transport, remoteAddress, limit: lim[limit] }, `${transport.toUpperCase()} connection refused: sip.limits.${limit} reached`);
+    return false;
+  }
+
+  private logLimit(kind: string, fields: Record<string, unknown>, msg: string): void {
+    const now = this.timers.scheduler.now();
+    const last = this.limitLogAt.get(kind);
+    if (last !== undefined && now - last < LIMIT_LOG_INTERVAL_MS) return;
+    this.limitLogAt.set(kind, now);
+    this.logger.warn(fields, msg);
+  }
+
+  // ---- tracing (issue 7) -----------------------------------------------------------------------------------
+
+  private traced(remoteAddress: string, msg: SipMessage | undefined, extra?: SipRequest): boolean {
+    if (this.traceSet.size === 0) return false;
+    if (this.traceSet.has(remoteAddress.toLowerCase())) return true;
+    for (const m of [msg, extra]) {
+      if (!m) continue;
+      const candidates = [header(m, 'from'), header(m, 'to')];
+      if (m.kind === 'request') candidates.push(m.uri);
+      for (const c of candidates) {
+        const aor = aorOf(c);
+        if (aor !== undefined && this.traceSet.has(aor)) return true;
+      }
+    }
+    return false;
+  }
+
+  private trace(dir: 'in' | 'out', flow: { transport: Transport }, remote: string, data: Buffer): void {
+    this.logger.info({ sip: dir, transport: flow.transport, remote, text: data.toString('utf8') }, dir === 'in' ? 'SIP message in' : 'SIP message out');
+  }
+
+  // ---- incoming ----------------------------------------------------------------------------------------------
+
+  private onUdp(data: Buffer, remoteAddress: string, remotePort: number, tr: UdpTransport): void {
+    const flow = FlowTable.udpFlow({ localAddress: tr.address, localPort: tr.port, remoteAddress, remotePort });
+    this.onMessage(data, flow, undefined, tr);
+  }
+
+  /** One whole message from any transport. Never throws: the socket handlers must survive any input. */
+  private onMessage(data: Buffer, flow: Flow, conn?: FlowConnection, udp?: UdpTransport): void {
+    try {
+      this.receive(data, flow, conn, udp);
+    } catch (err) {
+      this.metrics.sipDropped.inc({ reason: 'internal' });
+      this.logger.error({ transport: flow.transport, remoteAddress: flow.remoteAddress, err: (err as Error).message }, 'SIP message handling failed');
+    }
+  }
+
+  private receive(data: Buffer, flow: Flow, conn: FlowConnection | undefined, udp: UdpTransport | undefined): void {
+    const send = this.replyPath(flow, conn, udp);
+    const remote = hostport(flow.remoteAddress, flow.remotePort);
+    const r = parseMessage(data, this.limits);
+    if (!r.ok) {
+      if (this.traced(flow.remoteAddress, r.request)) this.trace('in', flow, remote, data);
+      if (r.request && canAnswer(r.request)) {
+        // §8.2.2 / §21.4.1: answer what we can, with a reason phrase that says what was wrong.
+        this.logger.debug({ transport: flow.transport, remoteAddress: flow.remoteAddress, error: r.error }, 'malformed SIP request answered');
+        this.applyReceived(r.request, flow);
+        const res = this.buildResponse(r.request, { status: r.status, reason: r.error });
+        this.sendResponseOnce(res, r.request, flow, send);
+      } else {
+        this.metrics.sipDropped.inc({ reason: 'malformed' });
+        this.logger.debug({ transport: flow.transport, remoteAddress: flow.remoteAddress, error: r.error }, 'unanswerable SIP message dropped');
+      }
+      return;
+    }
+    const msg = r.message;
+    if (this.traced(flow.remoteAddress, msg)) this.trace('in', flow, remote, data);
+    if (msg.kind === 'response') this.receiveResponse(msg);
+    else this.receiveRequest(msg, flow, send);
+  }
+
+  /** Where responses to a request from this flow go (§18.2.2): the same connection, or the UDP source address. */
+  private replyPath(flow: Flow, conn: FlowConnection | undefined, udp: UdpTransport | undefined): (data: Buffer) => void {
+    if (conn) {
+      return (data) => {
+        if (!conn.send(data)) {
+          this.metrics.sipDropped.inc({ reason: 'flow-closed' });
+          this.logger.debug({ transport: flow.transport, flow: flow.id }, 'response not sent: connection closed');
+        }
+      };
+    }
+    // Symmetric response routing (RFC 3581 §4) whether or not the client asked for rport: SIP.js and phones
+    // behind NAT put unreachable sent-by values in Via, and the source address is the one that works.
+    return (data) => { void udp?.send(data, flow.remoteAddress, flow.remotePort); };
+  }
+
+  /** RFC 3261 §18.2.1 and RFC 3581 §4: record the source address in the top Via. */
+  private applyReceived(req: SipRequest, flow: Flow): void {
+    const vias = req.headers.get('via');
+    if (!vias || vias.length === 0) return;
+    const via = parseVia(vias[0]!);
+    if (via === null) return;
+    const hasRport = Object.prototype.hasOwnProperty.call(via.params, 'rport');
+    let changed = false;
+    // With rport, received is added even when it equals the sent-by (RFC 3581 §4).
+    if (hasRport || stripBrackets(via.host).toLowerCase() !== flow.remoteAddress.toLowerCase()) {
+      via.params.received = flow.remoteAddress;
+      changed = true;
+    }
+    if (hasRport && (via.params.rport === null || via.params.rport === '')) {
+      via.params.rport = String(flow.remotePort);
+      changed = true;
+    }
+    if (changed) vias[0] = formatVia(via);
+  }
+
+  private receiveRequest(req: SipRequest, flow: Flow, send: (data: Buffer) => void): void {
+    // The key comes from the Via as the client sent it, before received/rport are added.
+    const key = serverTransactionKey(req);
+    if (key === undefined) {
+      this.metrics.sipDropped.inc({ reason: 'malformed' });
+      return;
+    }
+    const existing = this.serverTxs.get(key);
+    if (existing) {
+      existing.receiveRetransmission();
+      return;
+    }
+    // We run no INVITE transactions; an ACK (for a final response we sent to an INVITE) ends nothing here.
+    if (req.method === 'ACK') return;
+    this.applyReceived(req, flow);
+    this.metrics.sipRequests.inc({ method: req.method, transport: flow.transport });
+    const reliable = flow.transport !== 'udp';
+    const stx = this.serverTxs.create({
+      key, request: req, reliable, timers: this.timers,
+      send: (data) => {
+        if (this.traced(flow.remoteAddress, undefined, req)) this.trace('out', flow, hostport(flow.remoteAddress, flow.remotePort), data);
+        send(data);
+      },
+      onTerminated: (t) => this.releasePending(t),
+    });
+    const respond = (spec: ResponseSpec): boolean => {
+      if (stx.state === 'completed' || stx.state === 'terminated') return true;
+      const res = this.buildResponse(req, spec);
+      stx.sendResponse(serializeResponse(res), res.status);
+      this.metrics.sipResponses.inc({ method: req.method, status: String(res.status) });
+      if (res.status >= 200) {
+        this.releasePending(stx);
+        return true;
+      }
+      return false;
+    };
+
+    if (this.stopping || !this.handler) {
+      respond({ status: 503, headers: [['Retry-After', String(OVERLOAD_RETRY_AFTER_S)]] });
+      return;
+    }
+    const max = this.config.sip.limits.maxPendingRequests;
+    if (this.pending.size >= max) {
+      // Shed load before queues grow (issue 4): the TU is not even asked.
+      this.metrics.overload.inc({ limit: 'pending' });
+      this.logLimit('pending', { pending: this.pending.size, limit: max }, 'SIP request shed with 503: sip.limits.maxPendingRequests reached');
+      respond({ status: 503, headers: [['Retry-After', String(OVERLOAD_RETRY_AFTER_S)]] });
+      return;
+    }
+    // If the TU never answers, free the slot after Timer F's span: the client has given up by then (§17.1.2.2).
+    const guard = this.timers.scheduler.setTimeout(() => {
+      if (!this.pending.has(stx)) return;
+      this.logger.warn({ method: req.method, transport: flow.transport }, 'SIP request not answered in time; transaction dropped');
+      stx.terminate();
+    }, timerF(this.timers));
+    guard.unref?.();
+    this.pending.set(stx, guard);
+    const facade = new EmbeddedServerTransaction(req, flow, respond);
+    try {
+      this.handler(facade);
+    } catch (err) {
+      this.logger.error({ method: req.method, err: (err as Error).message }, 'SIP request handler failed');
+      if (!facade.responded) facade.respond({ status: 500 });
+    }
+  }
+
+  private releasePending(stx: NonInviteServerTransaction): void {
+    const guard = this.pending.get(stx);
+    if (guard === undefined) return;
+    this.timers.scheduler.clearTimeout(guard);
+    this.pending.delete(stx);
+  }
+
+  /** A response outside any transaction (a 400 to a malformed request): sent once, nothing to absorb. */
+  private sendResponseOnce(res: SipResponse, req: SipRequest, flow: Flow, send: (data: Buffer) => void): void {
+    const data = serializeResponse(res);
+    if (this.traced(flow.remoteAddress, undefined, req)) this.trace('out', flow, hostport(flow.remoteAddress, flow.remotePort), data);
+    send(data);
+    this.metrics.sipResponses.inc({ method: req.method || 'UNKNOWN', status: String(res.status) });
+  }
+
+  /** §8.2.6.2: Via (all values, in order), From, To (+ tag), Call-ID and CSeq come from the request. */
+  private buildResponse(req: SipRequest, spec: ResponseSpec): SipResponse {
+    const headers: HeaderMap = new Map();
+    const vias = headerAll(req, 'via');
+    if (vias.length > 0) headers.set('via', [...vias]);
+    const from = header(req, 'from');
+    if (from !== undefined) headers.set('from', [from]);
+    const to = header(req, 'to');
+    if (to !== undefined) {
+      headers.set('to', [spec.toTag !== undefined && spec.status > 100 && tagOf(to) === undefined ? `${to};tag=${spec.toTag}` : to]);
+    }
+    const callId = header(req, 'call-id');
+    if (callId !== undefined) headers.set('call-id', [callId]);
+    const cseq = header(req, 'cseq');
+    if (cseq !== undefined) headers.set('cseq', [cseq]);
+    for (const [name, value] of spec.headers ?? []) {
+      const k = name.toLowerCase();
+      if (k === 'content-length' || k === 'via' || k === 'from' || k === 'to' || k === 'call-id' || k === 'cseq') continue;
+      appendHeader(headers, k, value);
+    }
+    return {
+      kind: 'response', status: spec.status, reason: spec.reason || reasonPhrase(spec.status), version: 'SIP/2.0',
+      headers, body: toBuffer(spec.body),
+    };
+  }
+
+  private receiveResponse(res: SipResponse): void {
+    const top = header(res, 'via');
+    const via = top === undefined ? null : parseVia(top);
+    const cseq = header(res, 'cseq');
+    const cs = cseq === undefined ? null : parseCSeq(cseq);
+    const tx = via?.branch !== undefined && cs !== null ? this.clientTxs.get(clientTransactionKey(via.branch, cs.method)) : undefined;
+    if (!tx) {
+      // §18.1.2: a response matching no client transaction is discarded.
+      this.metrics.sipDropped.inc({ reason: 'stray-response' });
+      return;
+    }
+    tx.receiveResponse(res);
+  }
+
+  private onConnectionClosed(conn: FlowConnection): void {
+    const set = this.txByFlow.get(conn.flow.id);
+    if (!set) return;
+    this.txByFlow.delete(conn.flow.id);
+    for (const tx of set) tx.transportError();
+  }
+
+  // ---- outgoing requests -------------------------------------------------------------------------------------
+
+  async sendRequest(spec: DialogRequestSpec): Promise<RequestOutcome> {
+    if (this.stopping) return transportError().outcome;
+    // §12.2.1.1: a strict first route becomes the Request-URI and the remote target goes last in the Route set.
+    let requestUri = spec.requestUri;
+    let routes = [...spec.routeSet];
+    const first = routes[0];
+    const firstUri = first === undefined ? undefined : parseNameAddr(first)?.uri;
+    if (first !== undefined && firstUri !== undefined) {
+      const u = parseUri(firstUri);
+      if (u && !Object.prototype.hasOwnProperty.call(u.params, 'lr')) {
+        requestUri = firstUri;
+        routes = [...routes.slice(1), `<${spec.requestUri}>`];
+      }
+    }
+    // §8.1.2: the next hop is the first Route when there is one, else the Request-URI.
+    const nextHop = firstUri ?? spec.requestUri;
+
+    let target: Target;
+    try {
+      target = await this.resolveTarget(spec, nextHop);
+    } catch (err) {
+      this.logger.debug({ method: spec.method, err: (err as Error).message }, 'no route for SIP request');
+      target = transportError();
+    }
+    if (target.kind === 'fail') return target.outcome;
+    if (this.stopping) return transportError().outcome;
+
+    const transport: Transport = target.kind === 'udp' ? 'udp' : target.conn.flow.transport;
+    const me = this.listenerFor(transport);
+    // §8.1.1.7: the branch starts with the magic cookie; 128 random bits make collisions negligible.
+    const branch = 'z9hG4bK' + randomBytes(16).toString('hex');
+    const headers: HeaderMap = new Map();
+    headers.set('via', [`SIP/2.0/${transport.toUpperCase()} ${hostport(me.host, me.port)};rport;branch=${branch}`]);
+    headers.set('max-forwards', ['70']);
+    if (routes.length > 0) headers.set('route', routes);
+    headers.set('to', [spec.to]);
+    headers.set('from', [spec.from]);
+    headers.set('call-id', [spec.callId]);
+    headers.set('cseq', [`${spec.cseq} ${spec.method}`]);
+    for (const [name, value] of spec.headers) {
+      const k = name.toLowerCase();
+      if (k === 'content-length' || k === 'via' || k === 'cseq' || k === 'call-id') continue;
+      appendHeader(headers, k, value);
+    }
+    const req: SipRequest = { kind: 'request', method: spec.method, uri: requestUri, version: 'SIP/2.0', headers, body: toBuffer(spec.body) };
+    const data = serializeRequest(req);
+
+    const remoteAddress = target.kind === 'udp' ? target.address : target.conn.flow.remoteAddress;
+    const remotePort = target.kind === 'udp' ? target.port : target.conn.flow.remotePort;
+    const traced = this.traced(remoteAddress, req);
+    const flowDesc = { transport };
+    const remote = hostport(remoteAddress, remotePort);
+    const isNotify = spec.method === 'NOTIFY';
+    const write = target.kind === 'udp'
+      ? (d: Buffer) => {
+          if (traced) this.trace('out', flowDesc, remote, d);
+          return target.transport.send(d, target.address, target.port);
+        }
+      : (d: Buffer) => {
+          if (traced) this.trace('out', flowDesc, remote, d);
+          return target.conn.send(d);
+        };
+
+    const tx = this.clientTxs.create({
+      key: clientTransactionKey(branch, spec.method),
+      request: data,
+      reliable: transport !== 'udp',
+      timers: this.timers,
+      send: write,
+      onRetransmit: () => { if (isNotify) this.metrics.notifyRetransmitted.inc(); },
+    });
+    if (target.kind === 'conn') {
+      const id = target.conn.flow.id;
+      let set = this.txByFlow.get(id);
+      if (!set) this.txByFlow.set(id, (set = new Set()));
+      set.add(tx);
+      void tx.outcome.then(() => {
+        const s = this.txByFlow.get(id);
+        s?.delete(tx);
+        if (s && s.size === 0) this.txByFlow.delete(id);
+      });
+    }
+    if (isNotify) {
+      const ev = header(req, 'event');
+      this.metrics.notifySent.inc({ event: (ev !== undefined ? parseEvent(ev)?.name : undefined) ?? 'unknown' });
+    }
+    tx.start();
+    return tx.outcome;
+  }
+
+  /** §18.1.1 and RFC 5626 §5.3: the open flow first (TCP/WS), then the address of the next hop. */
+  private async resolveTarget(spec: DialogRequestSpec, nextHop: string): Promise<Target> {
+    if (spec.transport === 'tcp' || spec.transport === 'ws') {
+      const conn = this.flows.get(spec.flowId);
+      if (conn && conn.flow.transport === spec.transport) return { kind: 'conn', conn };
+      if (spec.transport === 'ws') return noFlow(); // we cannot dial a browser
+      const dest = await this.resolveHop(nextHop);
+      if (dest.kind === 'fail') return dest;
+      const existing = this.flows.findTo('tcp', dest.address, dest.port);
+      if (existing) return { kind: 'conn', conn: existing };
+      const tcp = this.tcp[0];
+      if (!tcp) return transportError();
+      try {
+        const conn2 = await tcp.connect(dest.address, dest.port, timerF(this.timers));
+        return { kind: 'conn', conn: conn2 };
+      } catch (err) {
+        this.logger.debug({ transport: 'tcp', address: dest.address, port: dest.port, err: (err as Error).message }, 'TCP connect for SIP request failed');
+        return transportError();
+      }
+    }
+    // UDP: the socket of the dialog's flow when we still have it, else the first UDP listener.
+    const flowAddr = spec.flowId !== undefined ? FlowTable.parseUdpFlowId(spec.flowId) : undefined;
+    const sock = (flowAddr && this.udp.find((u) => u.port === flowAddr.localPort)) || this.udp[0];
+    if (!sock) return transportError();
+    if (spec.flowRemote && spec.flowRemote.port > 0) {
+      return { kind: 'udp', transport: sock, address: spec.flowRemote.address, port: spec.flowRemote.port };
+    }
+    const dest = await this.resolveHop(nextHop);
+    if (dest.kind !== 'fail') return { kind: 'udp', transport: sock, address: dest.address, port: dest.port };
+    if (flowAddr) return { kind: 'udp', transport: sock, address: flowAddr.remoteAddress, port: flowAddr.remotePort };
+    return dest;
+  }
+
+  /** host:port of a SIP URI: IP literals as they are, names through dns.lookup, `.invalid` never (RFC 6761 §6.4). */
+  private async resolveHop(uri: string): Promise<{ kind: 'addr'; address: string; port: number } | { kind: 'fail'; outcome: RequestOutcome }> {
+    const u = parseUri(uri);
+    if (!u || (u.scheme !== 'sip' && u.scheme !== 'sips')) return noFlow();
+    const host = stripBrackets(u.host);
+    const port = u.port ?? DEFAULT_SIP_PORT;
+    if (isIP(host) !== 0) return { kind: 'addr', address: host, port };
+    if (/\.invalid\.?$/i.test(host) || host.toLowerCase() === 'invalid') return noFlow();
+    try {
+      const r = await lookup(host);
+      return { kind: 'addr', address: r.address, port };
+    } catch {
+      return transportError();
+    }
+  }
+}
+
+export function createEmbeddedEngine(opts: EmbeddedEngineOptions): SipEngine {
+  return new EmbeddedEngine(opts);
+}
