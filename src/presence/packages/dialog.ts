@@ -1,0 +1,284 @@
+// The dialog event package (RFC 4235), application/dialog-info+xml: what lights BLF lamps.
+// Bodies follow sip-requirements.md §2.1: state="full", entity = the watched AOR, always at least one <dialog>
+// (Yealink breaks on an empty dialog-info), and a published dialog's call-id, tags, direction, identities and
+// targets passed through so phones can pick up a ringing call with Replaces. Nothing is invented: a state with no
+// real call behind it (manual, idle) carries no call-id and no tags, because a made-up Call-ID makes the phone send
+// a Replaces INVITE the PBX rejects with 481.
+import type { ManualDialogState } from '../service.js';
+import type { ComposedState, EventPackage, PublicationInput, RenderedBody } from './types.js';
+import type { BodyLimits } from './common.js';
+import { mediaType, resolveLimits, userPart, looksLikeUri } from './common.js';
+import { attr, child, children, escapeXml, readXml, type XmlElement } from './xml.js';
+
+export const DIALOG_INFO_NS = 'urn:ietf:params:xml:ns:dialog-info';
+export const DIALOG_INFO_CONTENT_TYPE = 'application/dialog-info+xml';
+
+/** <state> values (RFC 4235 §3.7.1). */
+export type DialogStateValue = 'trying' | 'proceeding' | 'early' | 'confirmed' | 'terminated';
+const STATES: readonly DialogStateValue[] = ['trying', 'proceeding', 'early', 'confirmed', 'terminated'];
+
+/**
+ * How active a dialog is, for choosing the summary and the order of <dialog> elements: a line in a call (busy)
+ * outranks one ringing, which outranks one being set up; terminated is the least. This matches Asterisk's default
+ * mapping of INUSE+RINGING to "confirmed". The most active dialog goes first, as some phones read only the first.
+ */
+const ACTIVITY: Record<DialogStateValue, number> = { confirmed: 4, early: 3, proceeding: 2, trying: 1, terminated: 0 };
+
+/** The short lamp state (the API's `state`): trying and proceeding are a call being set up, shown as early. */
+const SUMMARY: Record<DialogStateValue, ManualDialogState> = {
+  confirmed: 'confirmed', early: 'early', proceeding: 'early', trying: 'early', terminated: 'terminated',
+};
+
+export interface TargetParam { pname: string; pvalue: string }
+
+/** <local> or <remote> (RFC 4235 §4.1.6). */
+export interface DialogParticipant {
+  identity?: string;
+  display?: string;
+  target?: string;
+  /** e.g. `+sip.rendering`=`no` for a call on hold (RFC 4235 §4.1.6.2, RFC 3840). */
+  targetParams: TargetParam[];
+}
+
+/** One <dialog> (RFC 4235 §4.1.1). JSON-safe, so the hub may persist it. */
+export interface DialogEntry {
+  /** null: no real dialog behind it; rendered with the presentity's user part as the id. */
+  id: string | null;
+  callId?: string;
+  localTag?: string;
+  remoteTag?: string;
+  direction?: 'initiator' | 'recipient';
+  state: DialogStateValue;
+  /** The <state> `event` and `code` attributes (RFC 4235 §4.1.3), passed through. */
+  stateEvent?: string;
+  stateCode?: number;
+  duration?: number;
+  local?: DialogParticipant;
+  remote?: DialogParticipant;
+}
+
+export interface DialogData { dialogs: DialogEntry[] }
+
+export type DialogInfoParse =
+  | { ok: true; version: number; state: 'full' | 'partial'; entity: string; dialogs: DialogEntry[] }
+  | { ok: false; reason: string };
+
+function participant(el: XmlElement | undefined, limits: BodyLimits): DialogParticipant | undefined {
+  if (!el) return undefined;
+  const p: DialogParticipant = { targetParams: [] };
+  const identity = child(el, 'identity', DIALOG_INFO_NS);
+  if (identity) {
+    const uri = identity.text.trim();
+    if (uri) p.identity = uri;
+    const display = attr(identity, 'display');
+    if (display !== undefined) p.display = display;
+  }
+  const target = child(el, 'target', DIALOG_INFO_NS);
+  if (target) {
+    const uri = attr(target, 'uri');
+    if (uri) p.target = uri;
+    for (const param of children(target, 'param', DIALOG_INFO_NS)) {
+      const pname = attr(param, 'pname');
+      const pvalue = attr(param, 'pvalue');
+      if (pname && pvalue !== undefined && p.targetParams.length < limits.maxTargetParams) p.targetParams.push({ pname, pvalue });
+    }
+  }
+  return p.identity !== undefined || p.target !== undefined || p.targetParams.length ? p : undefined;
+}
+
+/** Parse and check a dialog-info document (RFC 4235 §4). The reason strings are used as 400 reason phrases. */
+export function parseDialogInfo(body: Buffer | string, limitsIn?: Partial<BodyLimits>): DialogInfoParse {
+  const limits = resolveLimits(limitsIn);
+  const doc = readXml(body, limits.xml);
+  if (!doc.ok) return doc;
+  const root = doc.root;
+  if (root.local !== 'dialog-info' || root.ns !== DIALOG_INFO_NS) {
+    return { ok: false, reason: 'root element is not dialog-info in urn:ietf:params:xml:ns:dialog-info' };
+  }
+  const version = attr(root, 'version');
+  if (version === undefined || !/^[0-9]{1,10}$/.test(version)) return { ok: false, reason: 'dialog-info version missing or not a number' };
+  const state = attr(root, 'state');
+  if (state !== 'full' && state !== 'partial') return { ok: false, reason: 'dialog-info state must be full or partial' };
+  const entity = attr(root, 'entity');
+  if (entity === undefined || !looksLikeUri(entity)) return { ok: false, reason: 'dialog-info entity missing or not a URI' };
+  const elements = children(root, 'dialog', DIALOG_INFO_NS);
+  if (elements.length > limits.maxDialogs) return { ok: false, reason: `more than ${limits.maxDialogs} dialog elements` };
+  const dialogs: DialogEntry[] = [];
+  const seen = new Set<string>();
+  for (const el of elements) {
+    const id = attr(el, 'id');
+    if (!id) return { ok: false, reason: 'dialog without id' };
+    if (seen.has(id)) return { ok: false, reason: 'dialog id not unique' };
+    seen.add(id);
+    const direction = attr(el, 'direction');
+    if (direction !== undefined && direction !== 'initiator' && direction !== 'recipient') {
+      return { ok: false, reason: 'dialog direction must be initiator or recipient' };
+    }
+    const stateEl = child(el, 'state', DIALOG_INFO_NS);
+    const value = stateEl?.text.trim() as DialogStateValue | undefined;
+    if (!stateEl || !value || !STATES.includes(value)) return { ok: false, reason: 'dialog without a valid state' };
+    const d: DialogEntry = { id, state: value };
+    const callId = attr(el, 'call-id');
+    const localTag = attr(el, 'local-tag');
+    const remoteTag = attr(el, 'remote-tag');
+    if (callId) d.callId = callId;
+    if (localTag) d.localTag = localTag;
+    if (remoteTag) d.remoteTag = remoteTag;
+    if (direction) d.direction = direction;
+    const event = attr(stateEl, 'event');
+    if (event && /^[A-Za-z][A-Za-z-]{0,31}$/.test(event)) d.stateEvent = event;
+    const code = attr(stateEl, 'code');
+    if (code && /^[1-6][0-9]{2}$/.test(code)) d.stateCode = Number(code);
+    const duration = child(el, 'duration', DIALOG_INFO_NS)?.text.trim();
+    if (duration && /^[0-9]{1,10}$/.test(duration)) d.duration = Number(duration);
+    const local = participant(child(el, 'local', DIALOG_INFO_NS), limits);
+    const remote = participant(child(el, 'remote', DIALOG_INFO_NS), limits);
+    if (local) d.local = local;
+    if (remote) d.remote = remote;
+    dialogs.push(d);
+  }
+  return { ok: true, version: Number(version), state, entity, dialogs };
+}
+
+function isDialogData(data: unknown): data is DialogData {
+  return typeof data === 'object' && data !== null && Array.isArray((data as DialogData).dialogs);
+}
+
+/**
+ * The dialog to end under its own id when nothing is left (RFC 4235 §4.3: report the end of a reported dialog
+ * with the same id instead of dropping it, so no phone keeps a stale lamp). Its call-id and tags are real, they
+ * came from the call that ended; a manual state had none to keep.
+ */
+function endedDialog(previous: ComposedState | undefined): DialogEntry | undefined {
+  if (!previous || previous.event !== 'dialog' || previous.source === 'manual' || !isDialogData(previous.data)) return undefined;
+  const d = previous.data.dialogs[0];
+  if (!d || typeof d.id !== 'string' || !d.id) return undefined;
+  const ended: DialogEntry = { id: d.id, state: 'terminated' };
+  if (d.callId) ended.callId = d.callId;
+  if (d.localTag) ended.localTag = d.localTag;
+  if (d.remoteTag) ended.remoteTag = d.remoteTag;
+  ended.direction = d.direction ?? 'recipient';
+  return ended;
+}
+
+function state(dialogs: DialogEntry[], source: ComposedState['source']): ComposedState {
+  const data: DialogData = { dialogs };
+  return { event: 'dialog', summary: SUMMARY[dialogs[0]!.state], source, data };
+}
+
+function idleDialog(): DialogEntry {
+  return { id: null, direction: 'recipient', state: 'terminated' };
+}
+
+// --- rendering ---
+
+function renderParticipant(tag: 'local' | 'remote', p: DialogParticipant | undefined): string {
+  if (!p) return '';
+  let out = `<${tag}>`;
+  if (p.identity !== undefined) {
+    const display = p.display !== undefined ? ` display="${escapeXml(p.display)}"` : '';
+    out += `<identity${display}>${escapeXml(p.identity)}</identity>`;
+  }
+  if (p.target !== undefined) {
+    const uri = ` uri="${escapeXml(p.target)}"`;
+    if (p.targetParams.length) {
+      out += `<target${uri}>`;
+      for (const prm of p.targetParams) out += `<param pname="${escapeXml(prm.pname)}" pvalue="${escapeXml(prm.pvalue)}"/>`;
+      out += '</target>';
+    } else {
+      out += `<target${uri}/>`;
+    }
+  }
+  return `${out}</${tag}>`;
+}
+
+function renderDialog(d: DialogEntry, user: string): string {
+  let open = `<dialog id="${escapeXml(d.id ?? user)}"`;
+  if (d.callId !== undefined) open += ` call-id="${escapeXml(d.callId)}"`;
+  if (d.localTag !== undefined) open += ` local-tag="${escapeXml(d.localTag)}"`;
+  if (d.remoteTag !== undefined) open += ` remote-tag="${escapeXml(d.remoteTag)}"`;
+  if (d.direction !== undefined) open += ` direction="${escapeXml(d.direction)}"`;
+  open += '>';
+  let stateAttrs = '';
+  if (d.stateEvent !== undefined) stateAttrs += ` event="${escapeXml(d.stateEvent)}"`;
+  if (d.stateCode !== undefined) stateAttrs += ` code="${escapeXml(String(d.stateCode))}"`;
+  // Escaped too: `data` may have been read back from storage, so render trusts none of it.
+  const stateEl = `<state${stateAttrs}>${escapeXml(d.state)}</state>`;
+  const inner = [
+    d.duration !== undefined ? `<duration>${escapeXml(String(d.duration))}</duration>` : '',
+    renderParticipant('local', d.local),
+    renderParticipant('remote', d.remote),
+  ].filter(Boolean);
+  // The minimal form on one line, the rich form one element a line (as sip-requirements.md §2.1).
+  if (!inner.length) return `  ${open}${stateEl}</dialog>\n`;
+  return `  ${open}\n    ${stateEl}\n${inner.map((l) => `    ${l}\n`).join('')}  </dialog>\n`;
+}
+
+/**
+ * dialog-info bodies differ per subscription only in `version` (RFC 4235 §4.1: a per-subscription counter), so
+ * the document is rendered once around that attribute and the number spliced in for each watcher.
+ */
+class DialogInfoBody implements RenderedBody {
+  readonly contentType = DIALOG_INFO_CONTENT_TYPE;
+  constructor(private readonly head: Buffer, private readonly tail: Buffer) {}
+  forVersion(version: number): Buffer {
+    if (!Number.isSafeInteger(version) || version < 0) throw new RangeError('dialog-info version must be a non-negative integer');
+    const v = Buffer.from(String(version), 'latin1');
+    return Buffer.concat([this.head, v, this.tail], this.head.length + v.length + this.tail.length);
+  }
+}
+
+export function createDialogPackage(limitsIn?: Partial<BodyLimits>): EventPackage {
+  const limits = resolveLimits(limitsIn);
+  return {
+    name: 'dialog',
+    contentType: DIALOG_INFO_CONTENT_TYPE,
+    acceptsPublish: [DIALOG_INFO_CONTENT_TYPE],
+
+    validate(body: Buffer, contentType: string): string | null {
+      if (mediaType(contentType) !== DIALOG_INFO_CONTENT_TYPE) return 'unsupported content type for dialog';
+      const parsed = parseDialogInfo(body, limits);
+      return parsed.ok ? null : parsed.reason;
+    },
+
+    compose(pubs: PublicationInput[], manual: ManualDialogState | null, previous?: ComposedState): ComposedState {
+      // A manual state (the admin API) overrides publications while it is set, and has no call behind it.
+      if (manual) return state([{ id: null, direction: 'recipient', state: manual }], 'manual');
+
+      // Several publishers (a PBX per leg, a proxy...): merge their dialogs by id, the newest publication winning.
+      const ordered = pubs.map((p, i) => ({ p, i })).sort((a, b) => a.p.updatedAt - b.p.updatedAt || a.i - b.i);
+      const merged = new Map<string, DialogEntry>();
+      for (const { p } of ordered) {
+        if (mediaType(p.contentType) !== DIALOG_INFO_CONTENT_TYPE) continue;
+        const parsed = parseDialogInfo(p.body, limits);
+        if (!parsed.ok) continue; // validated on PUBLISH; a stored body that no longer parses contributes nothing
+        for (const d of parsed.dialogs) merged.set(d.id!, d);
+      }
+      const all = [...merged.values()];
+      const active = all.filter((d) => d.state !== 'terminated');
+      // Ended dialogs are noise beside a live one; when all have ended, they are the coherent end report (§4.3).
+      const chosen = (active.length ? active : all).sort((a, b) => ACTIVITY[b.state] - ACTIVITY[a.state]).slice(0, limits.maxDialogs);
+      if (chosen.length) return state(chosen, 'publication');
+
+      const ended = endedDialog(previous);
+      return state([ended ?? idleDialog()], 'none');
+    },
+
+    idle(): ComposedState {
+      return state([idleDialog()], 'none');
+    },
+
+    render(composed: ComposedState, entity: string): RenderedBody {
+      const dialogs = isDialogData(composed.data) && composed.data.dialogs.length ? composed.data.dialogs : [idleDialog()];
+      const user = userPart(entity) || 'presentity';
+      const head = '<?xml version="1.0" encoding="UTF-8"?>\n'
+        + `<dialog-info xmlns="${DIALOG_INFO_NS}" version="`;
+      const tail = `" state="full" entity="${escapeXml(entity)}">\n`
+        + dialogs.map((d) => renderDialog(d, user)).join('')
+        + '</dialog-info>\n';
+      return new DialogInfoBody(Buffer.from(head, 'utf8'), Buffer.from(tail, 'utf8'));
+    },
+  };
+}
+
+export const dialogPackage: EventPackage = createDialogPackage();
