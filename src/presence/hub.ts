@@ -1,0 +1,74 @@
+// The hub: the composed state of each presentity per event package, rendered once per change and shared by every
+// watcher (RFC 4235 §4.1: only `version` differs per subscription), and the change events the SIP face listens to.
+// The domain never sends anything itself; it says "this presentity's state changed" and the notifier fans out.
+import type { EventPackageName, ManualDialogState } from './service.js';
+import type { ComposedState, EventPackage, PublicationInput, RenderedBody } from './packages/types.js';
+import { targetKey } from './subscriptions.js';
+
+export type ChangeCause = 'publish' | 'expire' | 'manual' | 'reset' | 'restore';
+
+export interface StateChange {
+  presentity: string;
+  event: EventPackageName;
+  cause: ChangeCause;
+  /** performance.now() when the change happened (fan-out latency is measured from here). */
+  startedAt: number;
+}
+
+export interface CurrentState {
+  composed: ComposedState;
+  rendered: RenderedBody;
+}
+
+export interface HubInputs {
+  publications(presentity: string, event: EventPackageName): PublicationInput[];
+  manual(presentity: string, event: EventPackageName): ManualDialogState | null;
+}
+
+export type PackageSet = Record<EventPackageName, EventPackage>;
+
+export class Hub {
+  /** Only presentities whose state was ever composed from something are cached; untouched ones render idle. */
+  private readonly states = new Map<string, CurrentState>();
+  private readonly listeners: Array<(c: StateChange) => void> = [];
+
+  constructor(private readonly packages: PackageSet, private readonly inputs: HubInputs) {}
+
+  /** The AOR the bodies name (RFC 4235 §4.1 `entity`, RFC 3863 §4.1.1 `entity`). */
+  static entity(presentity: string): string {
+    return `sip:${presentity}`;
+  }
+
+  state(presentity: string, event: EventPackageName): CurrentState {
+    const cached = this.states.get(targetKey(presentity, event));
+    if (cached) return cached;
+    return this.compose(presentity, event, undefined);
+  }
+
+  /** Recompose after a change, cache the new state and render, and tell the listeners (unless `silent`). */
+  recompute(presentity: string, event: EventPackageName, cause: ChangeCause, silent = false): CurrentState {
+    const started = performance.now();
+    const key = targetKey(presentity, event);
+    const next = this.compose(presentity, event, this.states.get(key)?.composed);
+    this.states.set(key, next);
+    if (!silent) {
+      const change: StateChange = { presentity, event, cause, startedAt: started };
+      for (const l of this.listeners) l(change);
+    }
+    return next;
+  }
+
+  onChange(listener: (c: StateChange) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private compose(presentity: string, event: EventPackageName, previous: ComposedState | undefined): CurrentState {
+    const pkg = this.packages[event];
+    const pubs = this.inputs.publications(presentity, event);
+    const manual = this.inputs.manual(presentity, event);
+    const composed = pubs.length === 0 && manual === null && previous === undefined
+      ? pkg.idle()
+      : pkg.compose(pubs, manual, previous);
+    return { composed, rendered: pkg.render(composed, Hub.entity(presentity)) };
+  }
+}

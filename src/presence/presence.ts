@@ -1,0 +1,364 @@
+// The presence domain: subscriptions and their life cycle (RFC 6665), publications and their composition
+// (RFC 3903), manual states, and the PresenceService the admin API uses. No SIP wire format lives here: the SIP
+// face calls these methods and listens to the hub's changes to send NOTIFYs.
+import { randomBytes } from 'node:crypto';
+import type { Db, GroupCommit } from '../store/db.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { SubscriptionStore } from '../store/subscriptions.js';
+import { PublicationStore } from '../store/publications.js';
+import {
+  EVENT_PACKAGES, type EventPackageName, type ManualDialogState, type PresenceService, type PresentityStateView,
+  type ResetResult, type SubscriptionView,
+} from './service.js';
+import type { EventPackage, PublicationInput } from './packages/types.js';
+import { SubscriptionRegistry, type Subscription } from './subscriptions.js';
+import { PublicationRegistry, type Publication } from './publications.js';
+import { Hub, type CurrentState, type PackageSet, type StateChange } from './hub.js';
+
+export type { Subscription, Publication, StateChange, CurrentState };
+
+export interface PresenceOptions {
+  db: Db;
+  commit: GroupCommit;
+  logger: Logger;
+  metrics: Metrics;
+  nodeId: string;
+  now?: () => number;
+  packages: PackageSet;
+}
+
+export interface RestoreResult {
+  subscriptions: number;
+  publications: number;
+  /** Subscriptions that ran out while the node was down: they still need their terminated NOTIFY. */
+  expiredSubscriptions: Subscription[];
+  /** Publications dropped because they ran out while the node was down. */
+  expiredPublications: number;
+}
+
+/** Presentity key: user part lower-cased (extensions like `*3101` kept as they are), domain lower-cased. */
+export function presentityKey(user: string, domain: string): string {
+  return `${user.toLowerCase()}@${domain.toLowerCase()}`;
+}
+
+export function isEventPackage(name: string): name is EventPackageName {
+  return (EVENT_PACKAGES as readonly string[]).includes(name);
+}
+
+/** Entity-tags and ids: 128 random bits (RFC 3903 §6 step 8 wants them unguessable). */
+export function randomToken(bytes = 16): string {
+  return randomBytes(bytes).toString('hex');
+}
+
+export class Presence implements PresenceService {
+  readonly nodeId: string;
+  readonly now: () => number;
+  readonly packages: PackageSet;
+  readonly hub: Hub;
+  private readonly subs = new SubscriptionRegistry();
+  private readonly pubs = new PublicationRegistry();
+  /** Manual dialog states by presentity (Kazoo `action: set`), kept until a reset. */
+  private readonly manual = new Map<string, ManualDialogState>();
+  private readonly subStore: SubscriptionStore;
+  private readonly pubStore: PublicationStore;
+  private readonly logger: Logger;
+  private readonly metrics: Metrics;
+
+  constructor(opts: PresenceOptions) {
+    this.nodeId = opts.nodeId;
+    this.now = opts.now ?? Date.now;
+    this.packages = opts.packages;
+    this.logger = opts.logger;
+    this.metrics = opts.metrics;
+    this.subStore = new SubscriptionStore(opts.db, opts.commit);
+    this.pubStore = new PublicationStore(opts.db, opts.commit);
+    this.hub = new Hub(this.packages, {
+      publications: (presentity, event) => this.pubs.of(presentity, event).map(toInput),
+      // The manual state is a lamp state: dialog and presence bodies both reflect it; MWI never does.
+      manual: (presentity, event) => (event === 'message-summary' ? null : this.manual.get(presentity) ?? null),
+    });
+  }
+
+  packageFor(name: string): EventPackage | undefined {
+    const n = name.toLowerCase();
+    return isEventPackage(n) ? this.packages[n] : undefined;
+  }
+
+  onChange(listener: (c: StateChange) => void): void {
+    this.hub.onChange(listener);
+  }
+
+  state(presentity: string, event: EventPackageName): CurrentState {
+    return this.hub.state(presentity, event);
+  }
+
+  // ---- start-up ----------------------------------------------------------------------------------------------
+
+  /**
+   * Load everything this database holds. Publications that ran out while down are dropped (their part of the state
+   * goes away); subscriptions that ran out are returned so the SIP face can send their terminated NOTIFY first.
+   */
+  restore(): RestoreResult {
+    const now = this.now();
+    for (const m of this.pubStore.loadManual()) {
+      if (m.event === 'dialog') this.manual.set(m.presentity, m.state as ManualDialogState);
+    }
+    let expiredPubs = 0;
+    const expiredEtags: string[] = [];
+    const touched = new Set<string>();
+    for (const p of this.pubStore.loadAll()) {
+      if (p.expiresAt <= now) {
+        expiredPubs++;
+        expiredEtags.push(p.etag);
+        touched.add(`${p.event}\n${p.presentity}`);
+        continue;
+      }
+      this.pubs.add(p);
+      this.metrics.publications.inc({ event: p.event });
+    }
+    if (expiredEtags.length > 0) void this.pubStore.remove(expiredEtags).catch((err) => this.writeFailed(err));
+    const expired: Subscription[] = [];
+    let loaded = 0;
+    for (const s of this.subStore.loadAll()) {
+      this.subs.add(s);
+      this.metrics.subscriptions.inc({ event: s.event, transport: s.transport });
+      loaded++;
+      if (s.expiresAt <= now) expired.push(s);
+    }
+    // Compose what is known, silently: watchers already have these states from before the restart.
+    for (const p of this.pubs.all()) this.hub.recompute(p.presentity, p.event, 'restore', true);
+    for (const presentity of this.manual.keys()) {
+      this.hub.recompute(presentity, 'dialog', 'restore', true);
+      this.hub.recompute(presentity, 'presence', 'restore', true);
+    }
+    // A publication that ran out while down changed the state its watchers saw: tell them (RFC 3903 §6 step 7).
+    for (const k of touched) {
+      const [event, presentity] = k.split('\n') as [EventPackageName, string];
+      this.hub.recompute(presentity, event, 'expire');
+    }
+    return { subscriptions: loaded, publications: this.pubs.size, expiredSubscriptions: expired, expiredPublications: expiredPubs };
+  }
+
+  // ---- subscriptions -----------------------------------------------------------------------------------------
+
+  getSubscription(id: string): Subscription | undefined {
+    return this.subs.get(id);
+  }
+
+  findDialog(callId: string, localTag: string, remoteTag: string): Subscription | undefined {
+    return this.subs.findByDialog(callId, localTag, remoteTag);
+  }
+
+  watchers(presentity: string, event: EventPackageName): Subscription[] {
+    return this.subs.watchers(presentity, event);
+  }
+
+  watcherCount(watcherUri: string): number {
+    return this.subs.watcherCount(watcherUri);
+  }
+
+  presentityCount(presentity: string): number {
+    return this.subs.presentityCount(presentity);
+  }
+
+  get subscriptionCount(): number {
+    return this.subs.size;
+  }
+
+  /** Resolves once the subscription is committed: only then may its 200 OK leave (issue 2, Storage). */
+  addSubscription(s: Subscription): Promise<void> {
+    this.subs.add(s);
+    this.metrics.subscriptions.inc({ event: s.event, transport: s.transport });
+    this.logger.info({ subscription: s.id, event: s.event, presentity: s.presentity, watcher: s.watcherUri,
+      transport: s.transport, expires: s.expires, userAgent: s.userAgent ?? undefined }, 'subscription created');
+    return this.subStore.insert(s);
+  }
+
+  /** The caller has set the new expiry, remote CSeq and target on `s`. */
+  refreshSubscription(s: Subscription, previousTransport = s.transport): Promise<void> {
+    if (previousTransport !== s.transport) {
+      this.metrics.subscriptions.dec({ event: s.event, transport: previousTransport });
+      this.metrics.subscriptions.inc({ event: s.event, transport: s.transport });
+    }
+    this.logger.info({ subscription: s.id, event: s.event, presentity: s.presentity, expires: s.expires }, 'subscription refreshed');
+    return this.subStore.refresh(s);
+  }
+
+  removeSubscription(s: Subscription, reason: string): Promise<void> {
+    if (!this.subs.remove(s)) return Promise.resolve();
+    this.metrics.subscriptions.dec({ event: s.event, transport: s.transport });
+    this.logger.info({ subscription: s.id, event: s.event, presentity: s.presentity, watcher: s.watcherUri, reason }, 'subscription ended');
+    return this.subStore.remove(s.id);
+  }
+
+  /** The caller has advanced localCseq and notifyVersion; commit them (and the body) before the NOTIFY leaves. */
+  recordNotify(s: Subscription, body: Buffer): Promise<void> {
+    s.lastNotifyCseq = s.localCseq;
+    // A subscription already removed (final NOTIFY) has no row to update; that is fine.
+    return this.subStore.notifySent(s, body.toString('utf8'));
+  }
+
+  recordNotifyReply(s: Subscription, status: number): void {
+    s.lastNotifyReply = status;
+    if (this.subs.get(s.id) !== s) return;
+    this.subStore.notifyReply(s.id, status).catch((err) => this.writeFailed(err));
+  }
+
+  expiredSubscriptions(now = this.now()): Subscription[] {
+    const out: Subscription[] = [];
+    for (const s of this.subs.all()) if (s.expiresAt <= now) out.push(s);
+    return out;
+  }
+
+  // ---- publications (RFC 3903 §6) ----------------------------------------------------------------------------
+
+  /** A live publication by entity-tag, for this presentity and event; expired or foreign tags do not match. */
+  findPublication(etag: string, presentity: string, event: EventPackageName): Publication | undefined {
+    const p = this.pubs.get(etag);
+    if (!p || p.presentity !== presentity || p.event !== event || p.expiresAt <= this.now()) return undefined;
+    return p;
+  }
+
+  publicationCount(presentity: string, event: EventPackageName): number {
+    return this.pubs.of(presentity, event).length;
+  }
+
+  async publish(input: { presentity: string; event: EventPackageName; contentType: string; body: Buffer; expires: number }): Promise<Publication> {
+    const now = this.now();
+    const p: Publication = {
+      etag: randomToken(), presentity: input.presentity, event: input.event, expiresAt: now + input.expires * 1000,
+      contentType: input.contentType, body: input.body, createdAt: now, updatedAt: now,
+    };
+    this.pubs.add(p);
+    this.metrics.publications.inc({ event: p.event });
+    await this.pubStore.insert(p);
+    this.logger.info({ presentity: p.presentity, event: p.event, etag: p.etag, expires: input.expires }, 'publication accepted');
+    this.hub.recompute(p.presentity, p.event, 'publish');
+    return p;
+  }
+
+  /** Refresh (no body) or modify (body): a new entity-tag every time (RFC 3903 §6 step 8). */
+  async updatePublication(p: Publication, expires: number, body?: { contentType: string; body: Buffer }): Promise<Publication> {
+    const now = this.now();
+    const old = p.etag;
+    this.pubs.rekey(p, randomToken());
+    p.expiresAt = now + expires * 1000;
+    if (body) {
+      p.contentType = body.contentType;
+      p.body = body.body;
+      p.updatedAt = now;
+    }
+    await this.pubStore.replace(old, p);
+    this.logger.info({ presentity: p.presentity, event: p.event, etag: p.etag, expires, kind: body ? 'modify' : 'refresh' }, 'publication accepted');
+    if (body) this.hub.recompute(p.presentity, p.event, 'publish');
+    return p;
+  }
+
+  async removePublication(p: Publication, reason: 'removed' | 'expired'): Promise<void> {
+    if (!this.pubs.remove(p)) return;
+    this.metrics.publications.dec({ event: p.event });
+    await this.pubStore.remove([p.etag]);
+    this.logger.info({ presentity: p.presentity, event: p.event, etag: p.etag, reason }, 'publication removed');
+    this.hub.recompute(p.presentity, p.event, reason === 'expired' ? 'expire' : 'publish');
+  }
+
+  /** Drop publications that ran out; each affected presentity is recomposed once and its watchers notified. */
+  sweepPublications(now = this.now()): number {
+    const expired = this.pubs.expired(now);
+    if (expired.length === 0) return 0;
+    const touched = new Map<string, { presentity: string; event: EventPackageName }>();
+    for (const p of expired) {
+      this.pubs.remove(p);
+      this.metrics.publications.dec({ event: p.event });
+      touched.set(`${p.event}\n${p.presentity}`, { presentity: p.presentity, event: p.event });
+      this.logger.info({ presentity: p.presentity, event: p.event, etag: p.etag, reason: 'expired' }, 'publication removed');
+    }
+    this.pubStore.remove(expired.map((p) => p.etag)).catch((err) => this.writeFailed(err));
+    for (const t of touched.values()) this.hub.recompute(t.presentity, t.event, 'expire');
+    return expired.length;
+  }
+
+  // ---- PresenceService (admin API) ---------------------------------------------------------------------------
+
+  listSubscriptions(domain: string, filter: { event?: EventPackageName; user?: string } = {}): SubscriptionView[] {
+    const d = domain.toLowerCase();
+    const user = filter.user?.toLowerCase();
+    const out: SubscriptionView[] = [];
+    for (const s of this.subs.all()) {
+      if (s.domain !== d) continue;
+      if (filter.event && s.event !== filter.event) continue;
+      if (user !== undefined && s.presentity !== `${user}@${d}`) continue;
+      out.push(this.view(s));
+    }
+    return out;
+  }
+
+  currentState(presentity: string): PresentityStateView[] {
+    const key = normalizePresentity(presentity);
+    return EVENT_PACKAGES.map((event) => {
+      const st = this.hub.state(key, event);
+      return {
+        event, state: st.composed.summary, source: st.composed.source,
+        body: st.rendered.forVersion(0).toString('utf8'), contentType: st.rendered.contentType,
+      };
+    });
+  }
+
+  async reset(presentity: string): Promise<ResetResult> {
+    const key = normalizePresentity(presentity);
+    const snapshot: SubscriptionView[] = [];
+    for (const event of EVENT_PACKAGES) for (const s of this.subs.watchers(key, event)) snapshot.push(this.view(s));
+    const gone: Publication[] = [];
+    for (const event of ['dialog', 'presence'] as const) gone.push(...this.pubs.of(key, event));
+    for (const p of gone) {
+      this.pubs.remove(p);
+      this.metrics.publications.dec({ event: p.event });
+    }
+    this.manual.delete(key);
+    await Promise.all([this.pubStore.remove(gone.map((p) => p.etag)), this.pubStore.clearManual(key)]);
+    this.logger.info({ presentity: key, publications: gone.length, watchers: snapshot.length }, 'presentity reset');
+    // Every watcher of all three packages gets the new full state (Kazoo presence-reset: a refresh, not a termination).
+    for (const event of EVENT_PACKAGES) this.hub.recompute(key, event, 'reset');
+    return { notified: snapshot.length, snapshot };
+  }
+
+  async setManualState(presentity: string, state: ManualDialogState): Promise<{ notified: number }> {
+    const key = normalizePresentity(presentity);
+    this.manual.set(key, state);
+    await this.pubStore.setManual({ presentity: key, event: 'dialog', state, updatedAt: this.now() });
+    this.logger.info({ presentity: key, state }, 'manual state set');
+    let notified = 0;
+    for (const event of ['dialog', 'presence'] as const) {
+      notified += this.subs.watchers(key, event).length;
+      this.hub.recompute(key, event, 'manual');
+    }
+    return { notified };
+  }
+
+  private view(s: Subscription): SubscriptionView {
+    const body = s.lastNotifyReply === 0 ? 'undefined' : this.subStore.lastNotifyBody(s.id) ?? 'undefined';
+    return {
+      id: s.id, callId: s.callId, event: s.event, presentity: s.presentity, watcher: s.watcherUri,
+      expires: s.expires, expiresAt: s.expiresAt, updatedAt: s.updatedAt, transport: s.transport,
+      contact: s.remoteTarget, userAgent: s.userAgent ?? undefined, nodeId: s.nodeId, version: s.notifyVersion,
+      lastNotify: { body, reply: s.lastNotifyReply, sequence: s.lastNotifyCseq },
+    };
+  }
+
+  private writeFailed(err: unknown): void {
+    this.logger.error({ err: (err as Error).message }, 'presence write failed');
+  }
+}
+
+function toInput(p: Publication): PublicationInput {
+  return { etag: p.etag, contentType: p.contentType, body: p.body, updatedAt: p.updatedAt };
+}
+
+/** `201@Example.COM` and `sip:201@example.com` both name presentity `201@example.com`. */
+export function normalizePresentity(p: string): string {
+  const s = p.replace(/^sips?:/i, '');
+  const at = s.lastIndexOf('@');
+  if (at < 0) return s.toLowerCase();
+  return presentityKey(s.slice(0, at), s.slice(at + 1));
+}

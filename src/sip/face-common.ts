@@ -1,0 +1,94 @@
+// Small pieces shared by the SIP faces of presence (subscribe.ts, publish.ts, notify.ts, options.ts).
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { SipEngine, ServerTransaction } from './port.js';
+import type { SipAuthenticator } from './auth/types.js';
+import type { Presence } from '../presence/index.js';
+import { EVENT_PACKAGES } from '../presence/service.js';
+import { header, type SipRequest } from './stack/message.js';
+import { parseUInt } from './stack/headers.js';
+import type { Notifier } from './notify.js';
+
+export interface FaceContext {
+  engine: SipEngine;
+  presence: Presence;
+  auth: SipAuthenticator;
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  notifier: Notifier;
+}
+
+/** Methods we handle (RFC 3261 §20.5 Allow). ACK is absorbed without an answer. */
+export const ALLOWED_METHODS = ['SUBSCRIBE', 'PUBLISH', 'OPTIONS'] as const;
+export const ALLOW = ALLOWED_METHODS.join(', ');
+/** RFC 6665 §7.2.2 Allow-Events: the packages this notifier serves. */
+export const ALLOW_EVENTS = EVENT_PACKAGES.join(', ');
+/** Seconds a client should wait after a 503 for a full table (RFC 3261 §21.5.4, §20.33). */
+export const RETRY_AFTER_SECONDS = 30;
+
+export interface ExpiryPolicy { minExpires: number; maxExpires: number; defaultExpires: number }
+
+/**
+ * The granted duration: the default when Expires is absent, never longer than maxExpires (RFC 6665 §4.2.1.1 lets
+ * the notifier shorten, never lengthen), 423 + Min-Expires when non-zero and too brief (RFC 3261 §21.4.17).
+ * Returns null when it has answered the request.
+ */
+export function grantExpires(tx: ServerTransaction, policy: ExpiryPolicy): number | null {
+  const raw = header(tx.request, 'expires');
+  if (raw === undefined) return policy.defaultExpires;
+  const n = parseUInt(raw);
+  if (n === null) {
+    tx.respond({ status: 400, reason: 'Malformed Expires' });
+    return null;
+  }
+  if (n === 0) return 0;
+  if (n < policy.minExpires) {
+    tx.respond({ status: 423, reason: 'Interval Too Brief', headers: [['Min-Expires', String(policy.minExpires)]] });
+    return null;
+  }
+  return Math.min(n, policy.maxExpires);
+}
+
+/** Media ranges of the Accept headers, lower-cased, without parameters; null when no Accept header is present. */
+export function acceptedTypes(req: SipRequest): string[] | null {
+  const values = req.headers.get('accept');
+  if (values === undefined) return null;
+  const out: string[] = [];
+  for (const v of values) {
+    for (const part of v.split(',')) {
+      const t = part.split(';')[0]!.trim().toLowerCase();
+      if (t) out.push(t);
+    }
+  }
+  return out;
+}
+
+/** Whether a media type is acceptable under these ranges (RFC 3261 §20.1: `type/*` and `*\/*` ranges). */
+export function acceptsType(ranges: string[], type: string): boolean {
+  const t = type.toLowerCase();
+  const major = t.split('/')[0];
+  return ranges.some((r) => r === t || r === '*/*' || r === `${major}/*`);
+}
+
+/** A reason phrase safe for the status line: printable, single line, bounded. */
+export function reasonPhrase(prefix: string, detail: string): string {
+  const clean = detail.replace(/[^\x20-\x7e]/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 120);
+  return clean ? `${prefix}: ${clean}` : prefix;
+}
+
+export function overloaded(ctx: FaceContext, tx: ServerTransaction, limit: string, status: 503 | 403): void {
+  ctx.metrics.overload.inc({ limit });
+  ctx.logger.warn({ limit, method: tx.request.method, source: tx.flow.remoteAddress }, 'limit reached; request refused');
+  if (status === 503) {
+    tx.respond({ status: 503, reason: 'Service Unavailable', headers: [['Retry-After', String(RETRY_AFTER_SECONDS)]] });
+  } else {
+    tx.respond({ status: 403, reason: 'Too Many Subscriptions' });
+  }
+}
+
+export function contactHeader(engine: SipEngine, transport: Parameters<SipEngine['contactUri']>[0]): string {
+  const uri = engine.contactUri(transport);
+  return uri.startsWith('<') ? uri : `<${uri}>`;
+}

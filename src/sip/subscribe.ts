@@ -1,0 +1,213 @@
+// SUBSCRIBE, the notifier side of RFC 6665 §4.2.1: a new subscription creates a dialog (the 200 carries our
+// To-tag, Contact, the Record-Route set, Expires), a SUBSCRIBE inside it refreshes or ends it, and every accepted
+// SUBSCRIBE is followed at once by a NOTIFY with the full current state (§4.2.1.2, §4.2.1.4).
+import type { ServerTransaction } from './port.js';
+import type { SipIdentity } from './auth/types.js';
+import { header, headerAll } from './stack/message.js';
+import { parseCSeq, parseEvent, parseNameAddr, parseUri } from './stack/headers.js';
+import { presentityKey, randomToken, type Subscription } from '../presence/index.js';
+import type { EventPackage } from '../presence/packages/types.js';
+import {
+  ALLOW_EVENTS, acceptedTypes, acceptsType, contactHeader, grantExpires, overloaded, type FaceContext,
+} from './face-common.js';
+
+export async function handleSubscribe(ctx: FaceContext, tx: ServerTransaction): Promise<void> {
+  const req = tx.request;
+  const eventValue = header(req, 'event');
+  const ev = eventValue === undefined ? null : parseEvent(eventValue);
+  const pkg = ev ? ctx.presence.packageFor(ev.name) : undefined;
+  // RFC 6665 §4.2.1.1: an unknown or missing package gets 489 with the ones we have.
+  if (!ev || !pkg) {
+    tx.respond({ status: 489, reason: 'Bad Event', headers: [['Allow-Events', ALLOW_EVENTS]] });
+    return;
+  }
+  const fromValue = header(req, 'from');
+  const toValue = header(req, 'to');
+  const callId = header(req, 'call-id');
+  const cseq = parseCSeq(header(req, 'cseq') ?? '');
+  const from = fromValue ? parseNameAddr(fromValue) : null;
+  const to = toValue ? parseNameAddr(toValue) : null;
+  if (!from || !to || !callId || !cseq || !fromValue || !toValue) {
+    tx.respond({ status: 400, reason: 'Malformed From, To, Call-ID or CSeq' });
+    return;
+  }
+  const fromTag = from.params.tag;
+  if (typeof fromTag !== 'string' || fromTag === '') {
+    tx.respond({ status: 400, reason: 'Missing From tag' });
+    return;
+  }
+  const toTag = to.params.tag;
+  if (typeof toTag === 'string' && toTag !== '') {
+    await inDialog(ctx, tx, { pkg, eventId: ev.id ?? null, callId, localTag: toTag, remoteTag: fromTag, cseq: cseq.seq });
+    return;
+  }
+  await newSubscription(ctx, tx, {
+    pkg, eventId: ev.id ?? null, callId, fromTag, fromValue, toValue, watcherUri: from.uri, cseq: cseq.seq,
+  });
+}
+
+/** RFC 6665 §4.1.2.2, §4.1.2.3: refresh or unsubscribe inside an existing subscription dialog. */
+async function inDialog(ctx: FaceContext, tx: ServerTransaction, d: {
+  pkg: EventPackage; eventId: string | null; callId: string; localTag: string; remoteTag: string; cseq: number;
+}): Promise<void> {
+  const { presence } = ctx;
+  const req = tx.request;
+  const sub = presence.findDialog(d.callId, d.localTag, d.remoteTag);
+  if (!sub || ctx.notifier.terminating(sub)) {
+    tx.respond({ status: 481, reason: 'Subscription Does Not Exist' });
+    return;
+  }
+  if (sub.event !== d.pkg.name) {
+    tx.respond({ status: 489, reason: 'Bad Event', headers: [['Allow-Events', ALLOW_EVENTS]] });
+    return;
+  }
+  // RFC 6665 §4.5.2: dialog reuse (a second `id` in one dialog) is deprecated; we do not create such usages.
+  if ((sub.eventId ?? null) !== d.eventId) {
+    tx.respond({ status: 403, reason: 'Dialog Reuse Not Supported' });
+    return;
+  }
+  // RFC 3261 §12.2.2: a CSeq lower than the last one is out of order.
+  if (d.cseq < sub.remoteCseq) {
+    tx.respond({ status: 500, reason: 'CSeq Out Of Order' });
+    return;
+  }
+  const decision = await ctx.auth.check(tx, { domain: sub.domain, dialogIdentity: (sub.identity ?? undefined) as SipIdentity | undefined });
+  if (!decision.ok) return;
+  if (presence.getSubscription(sub.id) !== sub || ctx.notifier.terminating(sub)) {
+    tx.respond({ status: 481, reason: 'Subscription Does Not Exist' });
+    return;
+  }
+  const accept = acceptedTypes(req);
+  if (accept !== null && accept.length > 0 && !acceptsType(accept, d.pkg.contentType)) {
+    tx.respond({ status: 406, reason: 'Not Acceptable', headers: [['Accept', d.pkg.contentType]] });
+    return;
+  }
+  const expires = grantExpires(tx, ctx.config.sip.subscription);
+  if (expires === null) return;
+  sub.remoteCseq = d.cseq;
+  if (expires === 0) {
+    // Unsubscribe: 200, then one final NOTIFY with the current state, then the subscription is gone.
+    tx.respond({ status: 200, reason: 'OK', headers: [['Expires', '0'], ['Contact', contactHeader(ctx.engine, tx.flow.transport)]] });
+    ctx.notifier.notify(sub, { final: 'timeout' });
+    return;
+  }
+  const now = presence.now();
+  const previousTransport = sub.transport;
+  sub.expires = expires;
+  sub.expiresAt = now + expires * 1000;
+  sub.updatedAt = now;
+  // SUBSCRIBE is a target refresh request (RFC 6665 §4.1.2.2 with RFC 3261 §12.2.2); the flow may be new too.
+  const contact = firstContact(req);
+  if (contact) sub.remoteTarget = contact;
+  sub.transport = tx.flow.transport;
+  sub.flowId = tx.flow.id;
+  sub.sourceAddress = tx.flow.remoteAddress;
+  sub.sourcePort = tx.flow.remotePort;
+  try {
+    await presence.refreshSubscription(sub, previousTransport);
+  } catch (err) {
+    ctx.logger.error({ subscription: sub.id, err: (err as Error).message }, 'subscription refresh not stored');
+    tx.respond({ status: 500, reason: 'Storage Failure' });
+    return;
+  }
+  tx.respond({
+    status: 200, reason: 'OK',
+    headers: [['Expires', String(expires)], ['Contact', contactHeader(ctx.engine, tx.flow.transport)], ['Allow-Events', ALLOW_EVENTS]],
+  });
+  ctx.notifier.notify(sub);
+}
+
+async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
+  pkg: EventPackage; eventId: string | null; callId: string; fromTag: string; fromValue: string; toValue: string;
+  watcherUri: string; cseq: number;
+}): Promise<void> {
+  const { presence, config } = ctx;
+  const req = tx.request;
+  const target = parseUri(req.uri);
+  if (!target || !target.user) {
+    tx.respond({ status: 404, reason: 'Not Found' });
+    return;
+  }
+  const domain = target.host.toLowerCase();
+  if (!ctx.auth.servesDomain(domain)) {
+    tx.respond({ status: 404, reason: 'Not Found' });
+    return;
+  }
+  const decision = await ctx.auth.check(tx, { domain });
+  if (!decision.ok) return;
+  // RFC 6665 §4.2.1.1 / RFC 3261 §21.4.7: we can only send the package's one body type.
+  const accept = acceptedTypes(req);
+  if (accept !== null && accept.length > 0 && !acceptsType(accept, d.pkg.contentType)) {
+    tx.respond({ status: 406, reason: 'Not Acceptable', headers: [['Accept', d.pkg.contentType]] });
+    return;
+  }
+  const expires = grantExpires(tx, config.sip.subscription);
+  if (expires === null) return;
+  const remoteTarget = firstContact(req);
+  if (!remoteTarget) {
+    // RFC 3261 §12.1.1: the dialog needs the subscriber's Contact as its remote target.
+    tx.respond({ status: 400, reason: 'Missing Contact' });
+    return;
+  }
+  const presentity = presentityKey(safeDecode(target.user), domain);
+  const limits = config.sip.limits;
+  if (expires > 0) {
+    if (presence.subscriptionCount >= limits.totalSubscriptions) return overloaded(ctx, tx, 'totalSubscriptions', 503);
+    if (presence.presentityCount(presentity) >= limits.watchersPerPresentity) return overloaded(ctx, tx, 'watchersPerPresentity', 503);
+    if (presence.watcherCount(d.watcherUri) >= limits.subscriptionsPerWatcher) return overloaded(ctx, tx, 'subscriptionsPerWatcher', 403);
+  }
+  const now = presence.now();
+  const localTag = randomToken(8);
+  const recordRoute = headerAll(req, 'record-route');
+  const sub: Subscription = {
+    id: randomToken(12), event: d.pkg.name, eventId: d.eventId, presentity, domain, watcherUri: d.watcherUri,
+    callId: d.callId, localTag, remoteTag: d.fromTag,
+    localUri: `${d.toValue};tag=${localTag}`, remoteUri: d.fromValue, remoteTarget,
+    // RFC 3261 §12.1.1: a UAS takes the Record-Route URIs in order as its route set.
+    routeSet: recordRoute,
+    localCseq: 0, remoteCseq: d.cseq, notifyVersion: -1,
+    accept: req.headers.get('accept')?.join(', ') ?? null,
+    transport: tx.flow.transport, flowId: tx.flow.id, sourceAddress: tx.flow.remoteAddress, sourcePort: tx.flow.remotePort,
+    identity: decision.identity, expires, expiresAt: now + expires * 1000, nodeId: presence.nodeId,
+    createdAt: now, updatedAt: now, lastNotifyCseq: 0, lastNotifyReply: 0,
+    userAgent: header(req, 'user-agent') ?? null,
+  };
+  const headers: Array<[string, string]> = [
+    ['Expires', String(expires)],
+    ['Contact', contactHeader(ctx.engine, tx.flow.transport)],
+    ...recordRoute.map((rr): [string, string] => ['Record-Route', rr]),
+    ['Allow-Events', ALLOW_EVENTS],
+  ];
+  if (expires === 0) {
+    // RFC 6665 §4.4.3: a fetch. 200, one NOTIFY with the state and `terminated`, nothing stored.
+    tx.respond({ status: 200, reason: 'OK', toTag: localTag, headers });
+    ctx.notifier.notify(sub, { final: 'timeout', transient: true });
+    return;
+  }
+  try {
+    // Committed before the 200 leaves: an acknowledged subscription survives kill -9.
+    await presence.addSubscription(sub);
+  } catch (err) {
+    ctx.logger.error({ err: (err as Error).message }, 'subscription not stored');
+    void presence.removeSubscription(sub, 'storage-failure').catch(() => undefined);
+    tx.respond({ status: 500, reason: 'Storage Failure' });
+    return;
+  }
+  tx.respond({ status: 200, reason: 'OK', toTag: localTag, headers });
+  ctx.notifier.notify(sub);
+}
+
+function firstContact(req: ServerTransaction['request']): string | null {
+  const v = header(req, 'contact');
+  if (v === undefined) return null;
+  const na = parseNameAddr(v);
+  return na && na.uri !== '*' ? na.uri : null;
+}
+
+function safeDecode(user: string): string {
+  try {
+    return decodeURIComponent(user);
+  } catch {
+    return user;
+  }
+}
