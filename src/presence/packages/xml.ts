@@ -297,19 +297,27 @@ class Reader {
       if (ch === quote) break;
       if (ch === '<') throw new XmlError("'<' in attribute value");
       if (ch === '&') {
-        this.checkChars(runStart, this.pos);
-        out += s.slice(runStart, this.pos) + this.reference();
+        out += this.literal(runStart, this.pos, true) + this.reference();
         runStart = this.pos;
       } else {
         this.pos++;
       }
       if (out.length + (this.pos - runStart) > this.limits.maxAttributeLength) throw new XmlError('attribute value too long');
     }
-    this.checkChars(runStart, this.pos);
-    out += s.slice(runStart, this.pos);
+    out += this.literal(runStart, this.pos, true);
     this.pos++;
-    // Attribute-value normalisation for CDATA attributes (§3.3.3): literal white space becomes a space.
-    return out.replace(/[\t\n\r]/g, ' ');
+    return out;
+  }
+
+  /**
+   * Literal characters from..to, checked; line ends normalised to LF (§2.11), and in attribute values literal
+   * white space to a space (§3.3.3). Characters written as references are not normalised, which is how an
+   * escaped tab or line break survives.
+   */
+  private literal(from: number, to: number, inAttribute: boolean): string {
+    this.checkChars(from, to);
+    const run = this.s.slice(from, to).replace(/\r\n?/g, '\n');
+    return inAttribute ? run.replace(/[\t\n]/g, ' ') : run;
   }
 
   /**
@@ -405,8 +413,7 @@ class Reader {
         } else if (s.startsWith('<![CDATA[', lt)) {
           const end = s.indexOf(']]>', lt + 9);
           if (end < 0) throw new XmlError('unterminated CDATA section');
-          this.checkChars(lt + 9, end);
-          this.appendText(top.el, s.slice(lt + 9, end));
+          this.appendText(top.el, this.literal(lt + 9, end, false));
           this.pos = end + 3;
         } else if (s.startsWith('<?', lt)) {
           this.pos = lt;
@@ -432,15 +439,13 @@ class Reader {
     while (this.pos < end) {
       const amp = s.indexOf('&', this.pos);
       if (amp < 0 || amp >= end) { this.pos = end; break; }
-      this.checkChars(runStart, amp);
-      out += s.slice(runStart, amp);
+      out += this.literal(runStart, amp, false);
       this.pos = amp;
       out += this.reference();
       if (this.pos > end) throw new XmlError('bad entity reference');
       runStart = this.pos;
     }
-    this.checkChars(runStart, end);
-    this.appendText(el, out + s.slice(runStart, end));
+    this.appendText(el, out + this.literal(runStart, end, false));
   }
 
   private appendText(el: XmlElement, t: string): void {
