@@ -282,7 +282,11 @@ export function parseUri(s: string): SipUri | null {
   }
   let rest = s.slice(colon + 1);
   const headers: Record<string, string> = {};
-  const q = rest.indexOf('?');
+  // In a sip/sips URI the user part may contain '?' (RFC 3261 §25.1 user-unreserved), so headers start at the
+  // first '?' after the '@'.
+  const isSip = scheme === 'sip' || scheme === 'sips';
+  const at0 = isSip ? rest.indexOf('@') : -1;
+  const q = rest.indexOf('?', at0 === -1 ? 0 : at0);
   if (q !== -1) {
     for (const pair of rest.slice(q + 1).split('&')) {
       if (pair.length === 0) continue;
@@ -292,7 +296,7 @@ export function parseUri(s: string): SipUri | null {
     }
     rest = rest.slice(0, q);
   }
-  if (scheme !== 'sip' && scheme !== 'sips') {
+  if (!isSip) {
     const semi = rest.indexOf(';');
     const host = semi === -1 ? rest : rest.slice(0, semi);
     if (host.length === 0) return null;
@@ -392,6 +396,8 @@ export function parseNameAddr(v: string): NameAddr | null {
       while (e < n && v.charCodeAt(e) !== 0x3b && !isWs(v.charCodeAt(e))) e++;
       uri = v.slice(i, e);
       after = e;
+      // An addr-spec holding ',', '?' or ';' must be in <> (RFC 3261 §20.10; RFC 4475 §3.1.2.13 "regbadct").
+      if (uri.indexOf('?') !== -1 || uri.indexOf(',') !== -1) return null;
     }
   }
   if (uri !== '*' && parseUri(uri) === null) return null;

@@ -16,7 +16,7 @@
 // - Errors never throw. When the start line is a request, the partially parsed request comes back with the error
 //   so the engine can answer 400 (§8.2.2, §21.4.1) when canAnswer() says it can.
 import type { HeaderMap, SipMessage, SipRequest, SipResponse } from './message.js';
-import { isToken, parseCSeq, parseVia, splitTopLevelCommas } from './headers.js';
+import { isToken, parseCSeq, parseNameAddr, parseVia, splitTopLevelCommas } from './headers.js';
 
 export interface ParseLimits {
   /** Largest message accepted, header section plus body, in bytes. */
@@ -159,6 +159,15 @@ function isRequestUri(s: string): boolean {
     const c = s.charCodeAt(i);
     if (c <= 0x20 || c === 0x7f || c === 0x3c || c === 0x3e || c === 0x22) return false;
   }
+  // A SIP Request-URI carries no headers (RFC 3261 §19.1.1 table; RFC 4475 §3.1.2.11 "escruri"). The user part
+  // may contain '?' (RFC 4475 §3.1.1.2), so only look after the '@'.
+  if (colon === 3 || colon === 4) {
+    const scheme = s.slice(0, colon).toLowerCase();
+    if (scheme === 'sip' || scheme === 'sips') {
+      const at = s.indexOf('@', colon);
+      if (s.indexOf('?', at === -1 ? colon : at) !== -1) return false;
+    }
+  }
   return true;
 }
 
@@ -176,10 +185,14 @@ function addHeader(headers: HeaderMap, name: string, value: string): void {
   }
 }
 
+/** Strip SP/HTAB (SIP LWS) at both ends. Not String.prototype.trim: that also eats U+FEFF and other Unicode
+ * spaces, which are data in a UTF-8 header value (RFC 4475 §3.1.1.2). */
 function trimWs(s: string): string {
-  // String.prototype.trim also strips Unicode spaces; SIP LWS is SP/HTAB only, but trim() is fast and a
-  // header value never legitimately starts or ends with U+00A0 and the like.
-  return s.trim();
+  let a = 0;
+  let b = s.length;
+  while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++;
+  while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
 }
 
 /**
@@ -282,7 +295,8 @@ function parseUnsafe(buf: Buffer, limits: ParseLimits): ParseResult {
         error ??= 'Bad Header Folding';
         continue;
       }
-      lastValue += ' ' + trimWs(line);
+      const more = trimWs(line);
+      if (more.length > 0) lastValue = lastValue.length === 0 ? more : lastValue + ' ' + more;
       continue;
     }
     if (lastName !== undefined) addHeader(headers, lastName, lastValue);
@@ -369,12 +383,22 @@ function checkHeaders(msg: SipRequest | SipResponse): string | undefined {
   const cseq = parseCSeq(h.get('cseq')![0]!);
   if (cseq === null) return 'Bad CSeq';
   if (msg.kind === 'request') {
-    // RFC 3261 §8.1.1.5: the CSeq method MUST match the request method (RFC 4475 §3.1.2.18 "mismatch01").
+    // RFC 3261 §8.1.1.5: the CSeq method MUST match the request method (RFC 4475 §3.1.2.17 "mismatch01").
     if (cseq.method !== msg.method) return 'CSeq Method Mismatch';
+    // Max-Forwards is 0-255 (RFC 3261 §20.22, RFC 4475 §3.1.2.4 "scalar02").
     const mf = h.get('max-forwards');
-    if (mf !== undefined && parseContentLength(mf[0]!) === null) return 'Bad Max-Forwards';
+    if (mf !== undefined) {
+      const n = parseContentLength(mf[0]!);
+      if (n === null || n > 255) return 'Bad Max-Forwards';
+    }
   }
-  if (parseVia(h.get('via')![0]!) === null) return 'Bad Via';
+  // The structured headers every layer relies on are checked here, once, so no caller meets a Via, From, To or
+  // Contact it cannot parse (RFC 4475 §3.1.2.1, §3.1.2.6, §3.1.2.13-15).
+  for (const v of h.get('via')!) if (parseVia(v) === null) return 'Bad Via';
+  if (parseNameAddr(h.get('from')![0]!) === null) return 'Bad From';
+  if (parseNameAddr(h.get('to')![0]!) === null) return 'Bad To';
+  const contact = h.get('contact');
+  if (contact !== undefined) for (const v of contact) if (parseNameAddr(v) === null) return 'Bad Contact';
   return undefined;
 }
 
