@@ -292,6 +292,19 @@ describe('dialog: escaping hostile values', () => {
     expect(r.root.children).toHaveLength(1);
   });
 
+  it('a stored state with junk in it renders only what is well-typed', () => {
+    const junk = { event: 'dialog' as const, summary: 'early', source: 'publication' as const, data: { dialogs: [
+      { id: 'ok', state: 'early', direction: 'up"><x', stateCode: '200"/><y', duration: -1, callId: 42,
+        remote: { identity: 'sip:1@x', display: 7, targetParams: [{ pname: 'a' }, null, { pname: 'b', pvalue: 'c' }] } },
+      { id: 'bad', state: '<evil/>' },
+      { id: 5, state: 'early' },
+      null,
+    ] } };
+    const body = text(junk);
+    expect(reparse(body)).toEqual([{ id: 'ok', state: 'early', remote: { identity: 'sip:1@x', targetParams: [] } }]);
+    expect(body).not.toMatch(/evil|<x|<y/);
+  });
+
   it('UTF-8 display names: Buffer length is the byte length', () => {
     const utf = `<dialog-info xmlns="${NS}" version="1" state="full" entity="${ENTITY}"><dialog id="x" direction="recipient"><state>early</state><remote><identity display="Zoë Łukasz 山田 😀">sip:100@pbx.example.com</identity></remote></dialog></dialog-info>`;
     const bytes = dialog.render(dialog.compose([pub(utf, 1)], null), ENTITY).forVersion(3);

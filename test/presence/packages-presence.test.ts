@@ -92,6 +92,16 @@ describe('presence: composing several publications', () => {
     expect(presence.compose([], null)).toMatchObject({ summary: 'open', source: 'none' });
     expect(presence.compose([pub('<nope', 1)], null)).toMatchObject({ summary: 'open', source: 'none' });
   });
+  it('reads an Asterisk-style body (xml:lang note at the top, activities in dm:person)', () => {
+    const asterisk = `<?xml version="1.0" encoding="UTF-8"?>
+<presence entity="sip:201@pbx.example.com" xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid">
+ <note xml:lang="en">On the phone</note>
+ <tuple id="201"><status><basic>open</basic></status><contact priority="1">sip:201@pbx.example.com</contact></tuple>
+ <dm:person><rpid:activities><rpid:on-the-phone/></rpid:activities></dm:person>
+</presence>`;
+    expect(presence.validate(Buffer.from(asterisk), CT)).toBeNull();
+    expect(reread(render(presence.compose([pub(asterisk, 1)], null)))).toMatchObject({ basic: 'open', note: 'On the phone', activities: ['on-the-phone'] });
+  });
   it('in one document, the note of a tuple that agrees with the result is taken', () => {
     const doc = `<presence xmlns="${PIDF_NS}" entity="${ENTITY}">
       <tuple id="a"><status><basic>closed</basic></status><note>Mobile off</note></tuple>

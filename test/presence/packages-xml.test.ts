@@ -93,7 +93,7 @@ describe('readXml: hostile input is refused without hanging', () => {
   it('malformed structure', () => {
     for (const bad of ['<a><b></a></b>', '<a/><b/>', 'text<a/>', '<a>', '<a b=1/>', '<a b="1" b="2"/>', '<a b="1"c="2"/>',
       '<p:a/>', '<a p:b="1"/>', '<a>]]></a>', '<a><!-- x -- y --></a>', '<?xml version="1.0" encoding="ISO-8859-1"?><a/>',
-      '<a>\u0001</a>', '<1a/>', '<a:b:c xmlns:a="u"/>', '<a b="<"/>', '<a xmlns:p=""/>', '<a><!DOCTYPE x></a>', '']) {
+      '<a>\u0001</a>', '<1a/>', '<a><!-- x ---></a>', '<a xmlns:p="u" xmlns:q="u" p:b="1" q:b="2"/>', '<a xmlns:xml="urn:other"/>', '<a xmlns:p="http://www.w3.org/XML/1998/namespace"/>', '<a:b:c xmlns:a="u"/>', '<a b="<"/>', '<a xmlns:p=""/>', '<a><!DOCTYPE x></a>', '']) {
       expect(readXml(bad).ok, bad).toBe(false);
     }
   });

@@ -144,15 +144,74 @@ function isDialogData(data: unknown): data is DialogData {
   return typeof data === 'object' && data !== null && Array.isArray((data as DialogData).dialogs);
 }
 
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const uint = (v: unknown): number | undefined => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined);
+
+function cleanParticipant(raw: unknown): DialogParticipant | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const r = raw as Record<string, unknown>;
+  const p: DialogParticipant = { targetParams: [] };
+  const identity = str(r.identity);
+  const display = str(r.display);
+  const target = str(r.target);
+  if (identity !== undefined) p.identity = identity;
+  if (display !== undefined && identity !== undefined) p.display = display;
+  if (target !== undefined) p.target = target;
+  if (Array.isArray(r.targetParams)) {
+    for (const prm of r.targetParams as unknown[]) {
+      const pname = str((prm as TargetParam | null)?.pname);
+      const pvalue = str((prm as TargetParam | null)?.pvalue);
+      if (pname && pvalue !== undefined) p.targetParams.push({ pname, pvalue });
+    }
+  }
+  return p;
+}
+
+/**
+ * A dialog entry as the renderer may trust it. `data` is ours, but it may have been persisted and read back, so
+ * render and the idle-after-call rule take nothing from it on faith: wrong types are dropped, not rendered.
+ */
+function cleanEntry(raw: unknown): DialogEntry | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const r = raw as Record<string, unknown>;
+  const state = r.state as DialogStateValue;
+  if (!STATES.includes(state)) return undefined;
+  if (r.id !== null && (typeof r.id !== 'string' || !r.id)) return undefined;
+  const d: DialogEntry = { id: r.id as string | null, state };
+  const callId = str(r.callId), localTag = str(r.localTag), remoteTag = str(r.remoteTag), stateEvent = str(r.stateEvent);
+  if (callId !== undefined) d.callId = callId;
+  if (localTag !== undefined) d.localTag = localTag;
+  if (remoteTag !== undefined) d.remoteTag = remoteTag;
+  if (r.direction === 'initiator' || r.direction === 'recipient') d.direction = r.direction;
+  if (stateEvent !== undefined) d.stateEvent = stateEvent;
+  const code = uint(r.stateCode), duration = uint(r.duration);
+  if (code !== undefined) d.stateCode = code;
+  if (duration !== undefined) d.duration = duration;
+  const local = cleanParticipant(r.local), remote = cleanParticipant(r.remote);
+  if (local) d.local = local;
+  if (remote) d.remote = remote;
+  return d;
+}
+
+function cleanDialogs(data: unknown): DialogEntry[] {
+  if (!isDialogData(data)) return [];
+  const out: DialogEntry[] = [];
+  for (const raw of data.dialogs) {
+    const d = cleanEntry(raw);
+    if (d) out.push(d);
+  }
+  return out;
+}
+
 /**
  * The dialog to end under its own id when nothing is left (RFC 4235 §4.3: report the end of a reported dialog
  * with the same id instead of dropping it, so no phone keeps a stale lamp). Its call-id and tags are real, they
  * came from the call that ended; a manual state had none to keep.
  */
 function endedDialog(previous: ComposedState | undefined): DialogEntry | undefined {
-  if (!previous || previous.event !== 'dialog' || previous.source === 'manual' || !isDialogData(previous.data)) return undefined;
-  const d = previous.data.dialogs[0];
-  if (!d || typeof d.id !== 'string' || !d.id) return undefined;
+  if (!previous || previous.event !== 'dialog' || previous.source === 'manual') return undefined;
+  const d = cleanDialogs(previous.data)[0];
+  if (!d || d.id === null) return undefined;
   const ended: DialogEntry = { id: d.id, state: 'terminated' };
   if (d.callId) ended.callId = d.callId;
   if (d.localTag) ended.localTag = d.localTag;
@@ -197,15 +256,14 @@ function renderDialog(d: DialogEntry, user: string): string {
   if (d.callId !== undefined) open += ` call-id="${escapeXml(d.callId)}"`;
   if (d.localTag !== undefined) open += ` local-tag="${escapeXml(d.localTag)}"`;
   if (d.remoteTag !== undefined) open += ` remote-tag="${escapeXml(d.remoteTag)}"`;
-  if (d.direction !== undefined) open += ` direction="${escapeXml(d.direction)}"`;
+  if (d.direction !== undefined) open += ` direction="${d.direction}"`;
   open += '>';
   let stateAttrs = '';
   if (d.stateEvent !== undefined) stateAttrs += ` event="${escapeXml(d.stateEvent)}"`;
-  if (d.stateCode !== undefined) stateAttrs += ` code="${escapeXml(String(d.stateCode))}"`;
-  // Escaped too: `data` may have been read back from storage, so render trusts none of it.
-  const stateEl = `<state${stateAttrs}>${escapeXml(d.state)}</state>`;
+  if (d.stateCode !== undefined) stateAttrs += ` code="${d.stateCode}"`;
+  const stateEl = `<state${stateAttrs}>${d.state}</state>`;
   const inner = [
-    d.duration !== undefined ? `<duration>${escapeXml(String(d.duration))}</duration>` : '',
+    d.duration !== undefined ? `<duration>${d.duration}</duration>` : '',
     renderParticipant('local', d.local),
     renderParticipant('remote', d.remote),
   ].filter(Boolean);
@@ -269,7 +327,8 @@ export function createDialogPackage(limitsIn?: Partial<BodyLimits>): EventPackag
     },
 
     render(composed: ComposedState, entity: string): RenderedBody {
-      const dialogs = isDialogData(composed.data) && composed.data.dialogs.length ? composed.data.dialogs : [idleDialog()];
+      const clean = cleanDialogs(composed.data);
+      const dialogs = clean.length ? clean.slice(0, limits.maxDialogs) : [idleDialog()];
       const user = userPart(entity) || 'presentity';
       const head = '<?xml version="1.0" encoding="UTF-8"?>\n'
         + `<dialog-info xmlns="${DIALOG_INFO_NS}" version="`;

@@ -209,7 +209,9 @@ class Reader {
     const end = this.s.indexOf('-->', this.pos + 4);
     if (end < 0) throw new XmlError('unterminated comment');
     // '--' is not allowed inside a comment (§2.5).
-    if (this.s.slice(this.pos + 4, end).includes('--')) throw new XmlError('"--" inside a comment');
+    const body = this.s.slice(this.pos + 4, end);
+    if (body.includes('--') || body.endsWith('-')) throw new XmlError('"--" inside a comment');
+    this.checkChars(this.pos + 4, end);
     this.pos = end + 3;
   }
 
@@ -374,9 +376,20 @@ class Reader {
           attrs.set(an, av);
         }
       }
+      if (scope !== parentScope) {
+        // `xml` is bound to its namespace and nothing else may be (Namespaces in XML §3).
+        for (const [p, uri] of scope) if ((p === 'xml') !== (uri === XML_NS)) throw new XmlError('bad namespace declaration');
+      }
+      const expanded = new Set<string>();
       for (const an of attrs.keys()) {
         const colon = an.indexOf(':');
-        if (colon > 0 && !scope.has(an.slice(0, colon))) throw new XmlError('undeclared namespace prefix');
+        if (colon < 0) continue;
+        const uri = scope.get(an.slice(0, colon));
+        if (uri === undefined) throw new XmlError('undeclared namespace prefix');
+        // Two prefixes for one namespace must not make the same attribute twice (Namespaces in XML §6.3).
+        const key = `${uri} ${an.slice(colon + 1)}`;
+        if (expanded.has(key)) throw new XmlError('duplicate attribute');
+        expanded.add(key);
       }
       const colon = name.indexOf(':');
       const prefix = colon > 0 ? name.slice(0, colon) : '';
