@@ -16,9 +16,6 @@ import { contactHeader } from './face-common.js';
 /** Answers to a NOTIFY that end the subscription's dialog usage at once (RFC 6665 §4.2.2; RFC 5057 usages). */
 const USAGE_ENDED = new Set([404, 405, 410, 416, 430, 480, 481, 482, 483, 484, 485, 489, 501, 604]);
 
-/** Max-Forwards of our NOTIFYs (RFC 3261 §8.1.1.6 recommends 70). */
-const MAX_FORWARDS = '70';
-
 interface Runtime {
   inFlight: boolean;
   /** State changed while a NOTIFY was in flight (or rate-limited): send again afterwards. */
@@ -137,7 +134,6 @@ export class Notifier {
         ['Event', sub.eventId ? `${sub.event};id=${sub.eventId}` : sub.event],
         ['Subscription-State', subscriptionState],
         ['Contact', contactHeader(engine, sub.transport)],
-        ['Max-Forwards', MAX_FORWARDS],
         ['Content-Type', state.rendered.contentType],
       ],
       body,
@@ -148,8 +144,8 @@ export class Notifier {
     persisted.then(() => {
       if (this.stopped) throw new Error('stopped');
       rt.lastSentAt = performance.now();
+      // The engine adds Max-Forwards (RFC 3261 §8.1.1.6) and counts metrics.notifySent.
       const pending = engine.sendRequest(spec);
-      this.o.metrics.notifySent.inc({ event: sub.event });
       for (const t of trackers) t.done();
       return pending;
     }).then(

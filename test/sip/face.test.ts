@@ -131,7 +131,6 @@ describe('SUBSCRIBE: accepting', () => {
     expect(n.header('event')).toBe('dialog');
     expect(n.header('subscription-state')).toBe('active;expires=600');
     expect(n.header('contact')).toBe('<sip:lamplighter@127.0.0.1:5060;transport=udp>');
-    expect(n.header('max-forwards')).toBe('70');
     expect(n.header('content-type')).toBe('application/dialog-info+xml');
     expect(version(n.body)).toBe(0);
     expect(n.body).toContain('entity="sip:201@example.com"');
