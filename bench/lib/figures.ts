@@ -1,0 +1,240 @@
+// The measurements: highest clean rate by stepping, fan-out from one PUBLISH to the last NOTIFY, and the scale
+// figures. Each takes a factory that starts a fresh server, so every step starts from the same empty state
+// (as the reference Kamailio runs did with start.sh fresh).
+import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort } from './ports.js';
+import { CpuMeter, processTree, pssMiB, rssMiB, cpuSeconds } from './proc.js';
+import { startSipp, runSipp, writeUsers, logTimes, LogTail, type Transport, type SippStats } from './sipp.js';
+import { median, percentile } from './stats.js';
+import type { ServerUnderTest } from './servers.js';
+
+export type ServerKind = 'lamplighter' | 'kamailio-sqlite' | 'kamailio-mem';
+export type StartServer = (dir: string) => Promise<ServerUnderTest>;
+
+export const DOMAIN = 'example.test';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Memory of a server: VmRSS for the single Lamplighter process, Pss summed over Kamailio's processes. */
+export function serverMemMiB(s: ServerUnderTest): number | undefined {
+  return s.name === 'lamplighter' ? rssMiB(s.pid) : pssMiB(processTree(s.pid));
+}
+
+export class Deadline {
+  constructor(readonly at: number) {}
+  leftS(): number { return (this.at - Date.now()) / 1000; }
+  allows(seconds: number): boolean { return this.leftS() > seconds; }
+}
+
+// ---------------------------------------------------------------- rate steps
+
+export interface StepResult {
+  rate: number;
+  pass: boolean;
+  why: string;
+  calls: number;
+  successful: number;
+  failed: number;
+  retransmissions: number;
+  achievedCps: number;
+  serverCpuCores: number;
+  sippCpuCores: number;
+  memMiB?: number;
+  rtdMs?: Record<string, number>;
+  callLengthMs?: number;
+  dir: string;
+}
+
+export interface StepOptions {
+  scenario: string;
+  transport: Transport;
+  rate: number;
+  durationS: number;
+  dir: string;
+}
+
+export async function rateStep(start: StartServer, o: StepOptions): Promise<StepResult> {
+  mkdirSync(o.dir, { recursive: true });
+  const calls = Math.round(o.rate * o.durationS);
+  const csv = join(o.dir, 'users.csv');
+  const tag = `r${Date.now().toString(36)}`;
+  const rows: Array<[string, string]> = [];
+  for (let i = 1; i <= calls; i++) rows.push([`${tag}e${i}`, `${tag}w${i}`]);
+  writeUsers(csv, rows);
+  const server = await start(o.dir);
+  let st: SippStats;
+  let cpu: number;
+  let mem: number | undefined;
+  try {
+    const meter = new CpuMeter(server.pid);
+    st = await runSipp({
+      scenario: o.scenario, csv, target: server.sipTarget, domain: DOMAIN, transport: o.transport,
+      localPort: await freePort(), rate: o.rate, calls, limit: Math.max(1000, 2 * o.rate),
+      timeoutS: o.durationS + 30, recvTimeoutMs: 5000, dir: o.dir,
+    });
+    cpu = meter.cores();
+    mem = serverMemMiB(server);
+  } finally {
+    await server.stop();
+  }
+  const achieved = st.elapsedS > 0 ? st.successful / st.elapsedS : 0;
+  const why: string[] = [];
+  if (st.killed) why.push('sipp killed at the hard timeout');
+  if (st.rc !== 0) why.push(`sipp rc ${st.rc}`);
+  if (st.failed) why.push(`${st.failed} failed`);
+  if (st.retransmissions) why.push(`${st.retransmissions} retrans`);
+  if (st.successful !== calls) why.push(`${st.successful}/${calls} ok`);
+  // sipp's elapsed time includes the last call and its exit; 5 % covers that at 10 s steps
+  if (achieved < 0.95 * o.rate) why.push(`achieved ${achieved.toFixed(0)}/s`);
+  const res: StepResult = {
+    rate: o.rate, pass: why.length === 0, why: why.join(', '), calls,
+    successful: st.successful, failed: st.failed, retransmissions: st.retransmissions,
+    achievedCps: Math.round(achieved), serverCpuCores: cpu, sippCpuCores: st.wallS > 0 ? st.sippCpuS / st.wallS : 0,
+    memMiB: mem, rtdMs: st.rtdMs, callLengthMs: st.callLengthMs, dir: o.dir,
+  };
+  writeFileSync(join(o.dir, 'step.json'), JSON.stringify(res, null, 1));
+  return res;
+}
+
+export interface KneeResult {
+  best?: StepResult;        // the highest clean step
+  firstFail?: StepResult;   // the step above it that failed (what stopped the search)
+  steps: StepResult[];
+  bestIndex: number;        // index in rates, -1 = none clean
+  complete: boolean;        // false when the deadline cut the search
+}
+
+/**
+ * Highest clean rate on the ladder `rates`: start at startIndex; go up while clean, or down until clean.
+ * A later run starts at the knee the previous one found, so it costs two or three steps.
+ */
+export async function kneeSearch(start: StartServer, o: Omit<StepOptions, 'rate' | 'dir'> & {
+  rates: number[]; startIndex: number; dir: string; deadline: Deadline; log: (s: string) => void;
+}): Promise<KneeResult> {
+  const steps: StepResult[] = [];
+  const cost = o.durationS + 25;
+  const step = async (i: number) => {
+    const r = await rateStep(start, { ...o, rate: o.rates[i]!, dir: join(o.dir, `rate-${o.rates[i]}`) });
+    steps.push(r);
+    o.log(`    ${o.scenario} ${o.transport} ${r.rate}/s: ${r.pass ? 'clean' : `FAIL (${r.why})`}, server ${r.serverCpuCores.toFixed(2)} cores, ${r.memMiB?.toFixed(0) ?? '?'} MiB`);
+    return r;
+  };
+  let i = Math.max(0, Math.min(o.rates.length - 1, o.startIndex));
+  if (!o.deadline.allows(cost)) return { steps, bestIndex: -1, complete: false };
+  let r = await step(i);
+  if (r.pass) {
+    let best = r, bestIndex = i;
+    while (i + 1 < o.rates.length) {
+      if (!o.deadline.allows(cost)) return { best, steps, bestIndex, complete: false };
+      r = await step(++i);
+      if (!r.pass) return { best, firstFail: r, steps, bestIndex, complete: true };
+      best = r; bestIndex = i;
+    }
+    return { best, steps, bestIndex, complete: true };
+  }
+  let firstFail = r;
+  while (i > 0) {
+    if (!o.deadline.allows(cost)) return { firstFail, steps, bestIndex: -1, complete: false };
+    r = await step(--i);
+    if (r.pass) return { best: r, firstFail, steps, bestIndex: i, complete: true };
+    firstFail = r;
+  }
+  return { firstFail, steps, bestIndex: -1, complete: true };
+}
+
+// ---------------------------------------------------------------- fan-out
+
+export interface FanoutResult {
+  watchers: number;
+  ready: number;
+  notified: number;
+  confirmed: number;
+  publish200Ms?: number;
+  firstMs?: number;
+  medianMs?: number;
+  p95Ms?: number;
+  lastMs?: number;
+  serverCpuS: number;
+  memMiB?: number;
+  watcherFailed: number;
+  watcherRetrans: number;
+  publishOk: boolean;
+  dir: string;
+  note?: string;
+}
+
+/**
+ * W sipp watchers (fanout_watcher.xml, one call each, all on one extension) subscribe; when every one logged
+ * READY, one PUBLISH (publish.xml, -m 1); the figure is PUBLISH sent → last NOTIFY2 logged, both gettimeofday
+ * on this host. sipp holds 10 000 calls fine with -l W; the un-SUBSCRIBEs come 2–6 s later, spread out.
+ */
+export async function fanout(start: StartServer, o: { watchers: number; subRate: number; dir: string; transport?: Transport }): Promise<FanoutResult> {
+  const W = o.watchers;
+  const wdir = join(o.dir, 'watchers');
+  const pdir = join(o.dir, 'publisher');
+  mkdirSync(wdir, { recursive: true });
+  mkdirSync(pdir, { recursive: true });
+  const ext = `fan${Date.now().toString(36)}`;
+  const rows: Array<[string, string]> = [];
+  for (let i = 1; i <= W; i++) rows.push([ext, `${ext}w${i}`]);
+  writeUsers(join(wdir, 'users.csv'), rows);
+  writeUsers(join(pdir, 'users.csv'), [[ext, 'pbx']]);
+  const transport = o.transport ?? 'u1';
+  const server = await start(o.dir);
+  try {
+    const subS = Math.ceil(W / o.subRate);
+    const watchers = startSipp({
+      scenario: 'fanout_watcher.xml', csv: join(wdir, 'users.csv'), target: server.sipTarget, domain: DOMAIN,
+      transport, localPort: await freePort(), rate: o.subRate, calls: W, limit: W,
+      timeoutS: subS + 100, recvTimeoutMs: 10_000, dir: wdir, logs: true,
+    });
+    const tail = new LogTail(join(wdir, 'logs.log'));
+    const readyBy = performance.now() + (subS + 30) * 1000;
+    let exitedEarly = false;
+    watchers.done.then(() => { exitedEarly = true; });
+    while (performance.now() < readyBy && tail.count('READY') < W && !exitedEarly) await sleep(100);
+    const ready = tail.count('READY');
+    await sleep(1000); // the last initial NOTIFY transactions settle
+    const c0 = cpuSeconds(processTree(server.pid));
+    const pub = await runSipp({
+      scenario: 'publish.xml', csv: join(pdir, 'users.csv'), target: server.sipTarget, domain: DOMAIN, transport,
+      localPort: await freePort(), rate: 1, calls: 1, limit: 1, timeoutS: 30, recvTimeoutMs: 10_000, dir: pdir, logs: true,
+    });
+    const allBy = performance.now() + 30_000;
+    while (performance.now() < allBy && tail.count('NOTIFY2') < ready && !exitedEarly) await sleep(20);
+    const serverCpuS = cpuSeconds(processTree(server.pid)) - c0;
+    const memMiB = serverMemMiB(server);
+    const wst = await watchers.done;
+    const n2 = logTimes(join(wdir, 'logs.log'), 'NOTIFY2').sort((a, b) => a - b);
+    const sent = logTimes(join(pdir, 'logs.log'), 'PUBLISH_SENT')[0];
+    const ok200 = logTimes(join(pdir, 'logs.log'), 'PUBLISH_200')[0];
+    const confirmed = countConfirmed(join(wdir, 'logs.log'));
+    const res: FanoutResult = {
+      watchers: W, ready, notified: n2.length, confirmed,
+      serverCpuS, memMiB, watcherFailed: wst.failed, watcherRetrans: wst.retransmissions,
+      publishOk: pub.successful === 1, dir: o.dir,
+    };
+    if (sent !== undefined && n2.length) {
+      const ms = (t: number | undefined) => (t === undefined ? undefined : (t - sent) * 1000);
+      res.publish200Ms = ms(ok200);
+      res.firstMs = ms(n2[0]);
+      res.medianMs = ms(median(n2));
+      res.p95Ms = ms(percentile(n2, 95));
+      res.lastMs = ms(n2[n2.length - 1]);
+    }
+    if (ready < W) res.note = `only ${ready}/${W} watchers subscribed`;
+    else if (n2.length < W) res.note = `only ${n2.length}/${W} notified`;
+    writeFileSync(join(o.dir, 'fanout.json'), JSON.stringify(res, null, 1));
+    return res;
+  } finally {
+    await server.stop();
+  }
+}
+
+/** NOTIFY2 lines whose logged regexp match says the body carried "confirmed". */
+export function countConfirmed(file: string): number {
+  if (!existsSync(file)) return 0;
+  let n = 0;
+  for (const l of readFileSync(file, 'utf8').split('\n')) if (l.startsWith('NOTIFY2 ') && l.includes('confirmed')) n++;
+  return n;
+}
