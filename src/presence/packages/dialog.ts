@@ -147,7 +147,7 @@ function isDialogData(data: unknown): data is DialogData {
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const uint = (v: unknown): number | undefined => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined);
 
-function cleanParticipant(raw: unknown): DialogParticipant | undefined {
+function cleanParticipant(raw: unknown, maxParams: number): DialogParticipant | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined;
   const r = raw as Record<string, unknown>;
   const p: DialogParticipant = { targetParams: [] };
@@ -161,17 +161,17 @@ function cleanParticipant(raw: unknown): DialogParticipant | undefined {
     for (const prm of r.targetParams as unknown[]) {
       const pname = str((prm as TargetParam | null)?.pname);
       const pvalue = str((prm as TargetParam | null)?.pvalue);
-      if (pname && pvalue !== undefined) p.targetParams.push({ pname, pvalue });
+      if (pname && pvalue !== undefined && p.targetParams.length < maxParams) p.targetParams.push({ pname, pvalue });
     }
   }
-  return p;
+  return p.identity !== undefined || p.target !== undefined ? p : undefined;
 }
 
 /**
  * A dialog entry as the renderer may trust it. `data` is ours, but it may have been persisted and read back, so
  * render and the idle-after-call rule take nothing from it on faith: wrong types are dropped, not rendered.
  */
-function cleanEntry(raw: unknown): DialogEntry | undefined {
+function cleanEntry(raw: unknown, maxParams: number): DialogEntry | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined;
   const r = raw as Record<string, unknown>;
   const state = r.state as DialogStateValue;
@@ -187,18 +187,23 @@ function cleanEntry(raw: unknown): DialogEntry | undefined {
   const code = uint(r.stateCode), duration = uint(r.duration);
   if (code !== undefined) d.stateCode = code;
   if (duration !== undefined) d.duration = duration;
-  const local = cleanParticipant(r.local), remote = cleanParticipant(r.remote);
+  const local = cleanParticipant(r.local, maxParams), remote = cleanParticipant(r.remote, maxParams);
   if (local) d.local = local;
   if (remote) d.remote = remote;
   return d;
 }
 
-function cleanDialogs(data: unknown): DialogEntry[] {
+/** The well-typed entries of `data`, ids unique in the document (RFC 4235 §4.1.1), within the limits. */
+function cleanDialogs(data: unknown, limits: BodyLimits): DialogEntry[] {
   if (!isDialogData(data)) return [];
   const out: DialogEntry[] = [];
+  const ids = new Set<string | null>();
   for (const raw of data.dialogs) {
-    const d = cleanEntry(raw);
-    if (d) out.push(d);
+    const d = cleanEntry(raw, limits.maxTargetParams);
+    if (!d || ids.has(d.id)) continue;
+    ids.add(d.id);
+    out.push(d);
+    if (out.length >= limits.maxDialogs) break;
   }
   return out;
 }
@@ -208,9 +213,9 @@ function cleanDialogs(data: unknown): DialogEntry[] {
  * with the same id instead of dropping it, so no phone keeps a stale lamp). Its call-id and tags are real, they
  * came from the call that ended; a manual state had none to keep.
  */
-function endedDialog(previous: ComposedState | undefined): DialogEntry | undefined {
+function endedDialog(previous: ComposedState | undefined, limits: BodyLimits): DialogEntry | undefined {
   if (!previous || previous.event !== 'dialog' || previous.source === 'manual') return undefined;
-  const d = cleanDialogs(previous.data)[0];
+  const d = cleanDialogs(previous.data, limits)[0];
   if (!d || d.id === null) return undefined;
   const ended: DialogEntry = { id: d.id, state: 'terminated' };
   if (d.callId) ended.callId = d.callId;
@@ -318,7 +323,7 @@ export function createDialogPackage(limitsIn?: Partial<BodyLimits>): EventPackag
       const chosen = (active.length ? active : all).sort((a, b) => ACTIVITY[b.state] - ACTIVITY[a.state]).slice(0, limits.maxDialogs);
       if (chosen.length) return state(chosen, 'publication');
 
-      const ended = endedDialog(previous);
+      const ended = endedDialog(previous, limits);
       return state([ended ?? idleDialog()], 'none');
     },
 
@@ -327,8 +332,8 @@ export function createDialogPackage(limitsIn?: Partial<BodyLimits>): EventPackag
     },
 
     render(composed: ComposedState, entity: string): RenderedBody {
-      const clean = cleanDialogs(composed.data);
-      const dialogs = clean.length ? clean.slice(0, limits.maxDialogs) : [idleDialog()];
+      const clean = cleanDialogs(composed.data, limits);
+      const dialogs = clean.length ? clean : [idleDialog()];
       const user = userPart(entity) || 'presentity';
       const head = '<?xml version="1.0" encoding="UTF-8"?>\n'
         + `<dialog-info xmlns="${DIALOG_INFO_NS}" version="`;
