@@ -31,6 +31,36 @@ describe('embedded engine: server transactions over UDP', () => {
     expect(e.engine.contactUri('ws')).toBe(`sip:127.0.0.1:${e.addr('ws').port};transport=ws`);
   });
 
+  it('uses sip.publicAddress in Contact and in the Via of what it sends', async () => {
+    const { e, peer } = await setup({ overrides: { sip: { publicAddress: '203.0.113.7' } } });
+    expect(e.engine.contactUri('tcp')).toBe(`sip:203.0.113.7:${e.addr('tcp').port};transport=tcp`);
+    const p = e.engine.sendRequest(notifySpec({ flowRemote: { address: '127.0.0.1', port: peer.port } }));
+    const n = await peer.next((m) => m.method === 'NOTIFY');
+    expect(n.get('via')).toMatch(new RegExp(`^SIP/2.0/UDP 203.0.113.7:${e.addr('udp').port};rport;branch=`));
+    peer.send(okFor(n), e.addr('udp').port);
+    expect((await p).status).toBe(200);
+  });
+
+  it('never answers an ACK, not even one matching a finished transaction', async () => {
+    const { e, peer, port } = await setup({ handler: (tx) => tx.respond({ status: 405, headers: [['Allow', 'SUBSCRIBE']] }) });
+    const via = peer.via('z9hG4bKinvite1');
+    peer.send(requestText(via, { method: 'INVITE', callId: 'inv@t' }), port);
+    await peer.next((m) => m.status === 405);
+    peer.send(requestText(via, { method: 'ACK', callId: 'inv@t' }).replace('CSeq: 1 ACK', 'CSeq: 1 ACK'), port);
+    peer.send(requestText(peer.via(), { method: 'ACK', callId: 'other@t' }), port);
+    await sleep(50);
+    expect(peer.received).toHaveLength(1);
+    expect(e.seen).toHaveLength(1);
+  });
+
+  it('answers an oversized request with 513 when it can', async () => {
+    const { e, peer, port } = await setup({ overrides: { sip: { maxMessageSize: 1024 } } });
+    peer.send(requestText(peer.via(), { body: 'x'.repeat(2000), extra: ['Content-Type: text/plain'] }), port);
+    const r = await peer.next();
+    expect(r.status).toBe(513);
+    expect(e.seen).toHaveLength(0);
+  });
+
   it('a retransmitted SUBSCRIBE reaches the handler once and gets the same response again', async () => {
     const { e, peer, port } = await setup();
     const text = requestText(peer.via());
@@ -245,12 +275,14 @@ describe('embedded engine: NOTIFY over UDP (client transactions)', () => {
 
   it('branches are 128 random bits, different for each request', async () => {
     const { e, peer } = await setup();
-    for (let i = 0; i < 5; i++) void e.engine.sendRequest(notifySpec({ flowRemote: { address: '127.0.0.1', port: peer.port } }));
+    const outcomes: Array<Promise<RequestOutcome>> = [];
+    for (let i = 0; i < 5; i++) outcomes.push(e.engine.sendRequest(notifySpec({ flowRemote: { address: '127.0.0.1', port: peer.port } })));
     await until(() => peer.received.length >= 5);
     const branches = new Set(peer.received.map((r) => /branch=([^;]+)/.exec(r.msg.get('via')!)![1]));
     expect(branches.size).toBe(5);
     for (const b of branches) expect(b).toMatch(/^z9hG4bK[0-9a-f]{32}$/);
     for (const r of peer.received) peer.send(okFor(r.msg), e.addr('udp').port);
+    expect((await Promise.all(outcomes)).map((o) => o.status)).toEqual([200, 200, 200, 200, 200]);
   });
 
   it('without flowRemote, goes to the Request-URI host:port', async () => {

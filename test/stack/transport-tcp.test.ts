@@ -233,4 +233,19 @@ describe('embedded engine over TCP', () => {
     const o2 = await e.engine.sendRequest(notifySpec({ transport: 'tcp', flowId: 'tcp|gone|1', requestUri: 'sip:watcher@abc.invalid;transport=tcp' }));
     expect(o2).toMatchObject({ status: 408, local: 'no-flow' });
   });
+
+  it('answers over a new connection to received + sent-by port when the request\'s connection closed (§18.2.2)', async () => {
+    let held: import('../../src/sip/port.js').ServerTransaction | undefined;
+    const e = await setup({ handler: (tx) => { held = tx; } });
+    const phone = await phoneServer();
+    const p = await peerOf(e);
+    await p.write(requestText(`SIP/2.0/TCP 127.0.0.1:${phone.port};branch=z9hG4bKreconnect1`, { callId: 'late@t' }));
+    await until(() => held !== undefined);
+    p.close();
+    await sleep(50);
+    held!.respond({ status: 200 });
+    await until(() => phone.got.length === 1, 3000, 'response over a new connection');
+    expect(phone.got[0]!.status).toBe(200);
+    expect(phone.got[0]!.get('call-id')).toBe('late@t');
+  });
 });

@@ -150,12 +150,8 @@ class EmbeddedEngine implements SipEngine {
       for (const l of sip.listen) {
         if (l.transport === 'udp') {
           const t = new UdpTransport({
-            address: l.address, port: l.port, maxMessageSize: sip.maxMessageSize, logger: this.logger,
+            address: l.address, port: l.port, logger: this.logger,
             onDatagram: (data, ra, rp, tr) => this.onUdp(data, ra, rp, tr),
-            onOversize: (ra, size) => {
-              this.metrics.sipDropped.inc({ reason: 'too-large' });
-              this.logger.debug({ transport: 'udp', remoteAddress: ra, size }, 'SIP datagram over sip.maxMessageSize dropped');
-            },
           });
           const a = await t.start();
           this.udp.push(t);
@@ -342,19 +338,42 @@ class EmbeddedEngine implements SipEngine {
     else this.receiveRequest(msg, flow, send);
   }
 
-  /** Where responses to a request from this flow go (§18.2.2): the same connection, or the UDP source address. */
-  private replyPath(flow: Flow, conn: FlowConnection | undefined, udp: UdpTransport | undefined): (data: Buffer) => void {
-    if (conn) {
-      return (data) => {
-        if (!conn.send(data)) {
-          this.metrics.sipDropped.inc({ reason: 'flow-closed' });
-          this.logger.debug({ transport: flow.transport, flow: flow.id }, 'response not sent: connection closed');
-        }
-      };
-    }
+  /**
+   * Where responses to a request from this flow go (§18.2.2): the same connection, or the UDP source address.
+   * False when the connection is gone.
+   */
+  private replyPath(flow: Flow, conn: FlowConnection | undefined, udp: UdpTransport | undefined): (data: Buffer) => boolean {
+    if (conn) return (data) => conn.send(data);
     // Symmetric response routing (RFC 3581 §4) whether or not the client asked for rport: SIP.js and phones
     // behind NAT put unreachable sent-by values in Via, and the source address is the one that works.
-    return (data) => { void udp?.send(data, flow.remoteAddress, flow.remotePort); };
+    return (data) => {
+      void udp?.send(data, flow.remoteAddress, flow.remotePort);
+      return udp !== undefined;
+    };
+  }
+
+  /** §18.2.2: the connection closed before we answered; over TCP open one to received + the sent-by port. */
+  private respondOverNewConnection(data: Buffer, req: SipRequest, flow: Flow): void {
+    const tcp = this.tcp[0];
+    const top = header(req, 'via');
+    const via = top === undefined ? null : parseVia(top);
+    if (flow.transport !== 'tcp' || !tcp || via === null) {
+      this.metrics.sipDropped.inc({ reason: 'flow-closed' });
+      this.logger.debug({ transport: flow.transport, flow: flow.id }, 'response not sent: connection closed');
+      return;
+    }
+    const received = via.params.received;
+    const address = typeof received === 'string' && received !== '' ? stripBrackets(received) : flow.remoteAddress;
+    const port = via.port ?? DEFAULT_SIP_PORT;
+    const existing = this.flows.findTo('tcp', address, port);
+    if (existing && existing.send(data)) return;
+    tcp.connect(address, port, timerF(this.timers)).then(
+      (c) => { c.send(data); },
+      (err: Error) => {
+        this.metrics.sipDropped.inc({ reason: 'flow-closed' });
+        this.logger.debug({ transport: 'tcp', address, port, err: err.message }, 'response not sent: connection closed and reconnect failed');
+      },
+    );
   }
 
   /** RFC 3261 §18.2.1 and RFC 3581 §4: record the source address in the top Via. */
@@ -377,21 +396,22 @@ class EmbeddedEngine implements SipEngine {
     if (changed) vias[0] = formatVia(via);
   }
 
-  private receiveRequest(req: SipRequest, flow: Flow, send: (data: Buffer) => void): void {
+  private receiveRequest(req: SipRequest, flow: Flow, sendOnFlow: (data: Buffer) => boolean): void {
     // The key comes from the Via as the client sent it, before received/rport are added.
     const key = serverTransactionKey(req);
     if (key === undefined) {
       this.metrics.sipDropped.inc({ reason: 'malformed' });
       return;
     }
+    // We run no INVITE transactions; an ACK (for a final response we sent to an INVITE) is never answered.
+    if (req.method === 'ACK') return;
     const existing = this.serverTxs.get(key);
     if (existing) {
       existing.receiveRetransmission();
       return;
     }
-    // We run no INVITE transactions; an ACK (for a final response we sent to an INVITE) ends nothing here.
-    if (req.method === 'ACK') return;
     this.applyReceived(req, flow);
+    const send = (data: Buffer) => { if (!sendOnFlow(data)) this.respondOverNewConnection(data, req, flow); };
     this.metrics.sipRequests.inc({ method: req.method, transport: flow.transport });
     const reliable = flow.transport !== 'udp';
     const stx = this.serverTxs.create({
@@ -451,10 +471,10 @@ class EmbeddedEngine implements SipEngine {
   }
 
   /** A response outside any transaction (a 400 to a malformed request): sent once, nothing to absorb. */
-  private sendResponseOnce(res: SipResponse, req: SipRequest, flow: Flow, send: (data: Buffer) => void): void {
+  private sendResponseOnce(res: SipResponse, req: SipRequest, flow: Flow, send: (data: Buffer) => boolean): void {
     const data = serializeResponse(res);
     if (this.traced(flow.remoteAddress, undefined, req)) this.trace('out', flow, hostport(flow.remoteAddress, flow.remotePort), data);
-    send(data);
+    if (!send(data)) this.metrics.sipDropped.inc({ reason: 'flow-closed' });
     this.metrics.sipResponses.inc({ method: req.method || 'UNKNOWN', status: String(res.status) });
   }
 

@@ -7,11 +7,9 @@ import type { Logger } from '../../log.js';
 export interface UdpTransportOptions {
   address: string;
   port: number;
-  /** Datagrams larger than this are not even handed to the parser (config.sip.maxMessageSize). */
-  maxMessageSize: number;
   logger: Logger;
+  /** Every datagram; the parser applies sip.maxMessageSize (and answers 513 when it can, RFC 3261 §21.5.14). */
   onDatagram(data: Buffer, remoteAddress: string, remotePort: number, transport: UdpTransport): void;
-  onOversize(remoteAddress: string, size: number): void;
 }
 
 export class UdpTransport {
@@ -34,13 +32,7 @@ export class UdpTransport {
         socket.off('error', onError);
         // After bind, errors (e.g. ICMP port unreachable surfacing as send errors) must never crash the server.
         socket.on('error', (err) => this.opts.logger.warn({ transport: 'udp', err: err.message }, 'UDP socket error'));
-        socket.on('message', (msg, rinfo) => {
-          if (msg.length > this.opts.maxMessageSize) {
-            this.opts.onOversize(rinfo.address, msg.length);
-            return;
-          }
-          this.opts.onDatagram(msg, rinfo.address, rinfo.port, this);
-        });
+        socket.on('message', (msg, rinfo) => this.opts.onDatagram(msg, rinfo.address, rinfo.port, this));
         const a = socket.address();
         this.address = a.address;
         this.port = a.port;
