@@ -72,6 +72,15 @@ export function isToken(s: string): boolean {
   return true;
 }
 
+function isTokenRange(s: string, a: number, b: number): boolean {
+  if (b <= a) return false;
+  for (let i = a; i < b; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || TOKEN[c] !== 1) return false;
+  }
+  return true;
+}
+
 /** The text of a quoted-string with its backslash escapes undone; other values unchanged. */
 export function unquote(v: string): string {
   if (v.length < 2 || v.charCodeAt(0) !== C_QUOTE || v.charCodeAt(v.length - 1) !== C_QUOTE) return v;
@@ -136,8 +145,11 @@ export function parseParams(s: string): Params {
   return out;
 }
 
-/** Parse params from s[i..] into out; returns false when a quoted value is unterminated or a name is not a token. */
-function parseParamsInto(s: string, i: number, out: Params): boolean {
+/**
+ * Parse params from s[i..] into out (or only check them when out is null); returns false when a quoted value is
+ * unterminated, a name is not a token or junk follows a value.
+ */
+function parseParamsInto(s: string, i: number, out: Params | null): boolean {
   const n = s.length;
   let ok = true;
   while (i < n) {
@@ -151,7 +163,7 @@ function parseParamsInto(s: string, i: number, out: Params): boolean {
       if (c === 0x3b || c === 0x3d || isWs(c)) break;
       i++;
     }
-    const name = s.slice(nameStart, i).toLowerCase();
+    const nameEnd = i;
     while (i < n && isWs(s.charCodeAt(i))) i++;
     let value: string | null = null;
     if (i < n && s.charCodeAt(i) === 0x3d /* = */) {
@@ -160,17 +172,17 @@ function parseParamsInto(s: string, i: number, out: Params): boolean {
       if (i < n && s.charCodeAt(i) === C_QUOTE) {
         const e = endOfQuoted(s, i);
         if (e === -1) {
-          value = s.slice(i);
+          if (out !== null) value = s.slice(i);
           i = n;
           ok = false;
         } else {
-          value = s.slice(i, e + 1);
+          if (out !== null) value = s.slice(i, e + 1);
           i = e + 1;
         }
       } else {
         const vs = i;
         while (i < n && s.charCodeAt(i) !== 0x3b && !isWs(s.charCodeAt(i))) i++;
-        value = s.slice(vs, i);
+        if (out !== null) value = s.slice(vs, i);
       }
       while (i < n && isWs(s.charCodeAt(i))) i++;
     }
@@ -179,11 +191,11 @@ function parseParamsInto(s: string, i: number, out: Params): boolean {
       ok = false;
       while (i < n && s.charCodeAt(i) !== 0x3b) i++;
     }
-    if (name.length === 0 || !isToken(name)) {
+    if (!isTokenRange(s, nameStart, nameEnd)) {
       ok = false;
       continue;
     }
-    out[name] = value;
+    if (out !== null) out[s.slice(nameStart, nameEnd).toLowerCase()] = value;
   }
   return ok;
 }
@@ -226,6 +238,43 @@ function isHost(h: string): boolean {
     if (!alnum && c !== 0x2d && c !== 0x2e) return false;
   }
   return true;
+}
+
+/** isHost + optional ":port" on s[a..b), without slicing. */
+function isHostPortRange(s: string, a: number, b: number): boolean {
+  if (b <= a) return false;
+  let hostEnd: number;
+  if (s.charCodeAt(a) === 0x5b) {
+    const e = s.indexOf(']', a);
+    if (e === -1 || e >= b || e === a + 1) return false;
+    for (let i = a + 1; i < e; i++) {
+      const c = s.charCodeAt(i);
+      const hex = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+      if (!hex && c !== 0x3a && c !== 0x2e) return false;
+    }
+    hostEnd = e + 1;
+    if (hostEnd < b && s.charCodeAt(hostEnd) !== 0x3a) return false;
+  } else {
+    hostEnd = a;
+    while (hostEnd < b && s.charCodeAt(hostEnd) !== 0x3a) {
+      const c = s.charCodeAt(hostEnd);
+      const alnum = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+      if (!alnum && c !== 0x2d && c !== 0x2e) return false;
+      hostEnd++;
+    }
+    if (hostEnd === a) return false;
+  }
+  if (hostEnd === b) return true;
+  // ":" port, 1-5 digits, <= 65535
+  const ps = hostEnd + 1;
+  if (b - ps < 1 || b - ps > 5) return false;
+  let port = 0;
+  for (let i = ps; i < b; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return false;
+    port = port * 10 + d;
+  }
+  return port <= 65535;
 }
 
 /** Split "host[:port]" (IPv6 in brackets); null when malformed. */
@@ -332,6 +381,60 @@ export function parseUri(s: string): SipUri | null {
   return uri;
 }
 
+/**
+ * The same verdict as parseUri(s) !== null, without building the result (the parser checks every From/To/Contact
+ * this way; callers that need the parts call parseUri).
+ */
+export function isValidUri(s: string): boolean {
+  const colon = s.indexOf(':');
+  if (colon <= 0 || hasForbiddenUriChar(s)) return false;
+  const c0 = s.charCodeAt(0) | 0x20;
+  if (!(c0 >= 0x61 && c0 <= 0x7a)) return false;
+  for (let i = 1; i < colon; i++) {
+    const c = s.charCodeAt(i);
+    const l = c | 0x20;
+    if (!((l >= 0x61 && l <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2d || c === 0x2e)) return false;
+  }
+  const isSip =
+    (colon === 3 || colon === 4) &&
+    (s.charCodeAt(0) | 0x20) === 0x73 && (s.charCodeAt(1) | 0x20) === 0x69 && (s.charCodeAt(2) | 0x20) === 0x70 &&
+    (colon === 3 || (s.charCodeAt(3) | 0x20) === 0x73);
+  const at = isSip ? s.indexOf('@', colon + 1) : -1;
+  const q = s.indexOf('?', at === -1 ? colon + 1 : at);
+  let end = s.length;
+  if (q !== -1) {
+    // hname "=" hvalue *( "&" ... ); empty pieces tolerated as in parseUri
+    let ps = q + 1;
+    while (ps <= s.length) {
+      let pe = s.indexOf('&', ps);
+      if (pe === -1) pe = s.length;
+      if (pe > ps) {
+        const eq = s.indexOf('=', ps);
+        if (eq === -1 || eq >= pe || eq === ps) return false;
+      }
+      ps = pe + 1;
+    }
+    end = q;
+  }
+  const body = end === s.length ? s : s.slice(0, end);
+  if (!isSip) {
+    const semi = body.indexOf(';', colon + 1);
+    if ((semi === -1 ? end : semi) === colon + 1) return false;
+    return semi === -1 || parseParamsInto(body, semi, null);
+  }
+  let hs = colon + 1;
+  if (at !== -1 && at < end) {
+    // user part must be non-empty (user ends at the first ':' of userinfo)
+    const pc = body.indexOf(':', colon + 1);
+    const userEnd = pc !== -1 && pc < at ? pc : at;
+    if (userEnd === colon + 1) return false;
+    hs = at + 1;
+  }
+  const semi = body.indexOf(';', hs);
+  if (!isHostPortRange(body, hs, semi === -1 ? end : semi)) return false;
+  return semi === -1 || parseParamsInto(body, semi, null);
+}
+
 export function formatUri(u: SipUri): string {
   let s = u.scheme + ':';
   if (u.user !== undefined) {
@@ -356,60 +459,87 @@ export function formatUri(u: SipUri): string {
  * wildcard "*" gives { uri: "*" }. Returns null when the URI is not a URI or the brackets/quotes do not balance.
  */
 export function parseNameAddr(v: string): NameAddr | null {
+  const out: NameAddr = { uri: '', params: {} };
+  return nameAddr(v, out) ? out : null;
+}
+
+/** The same verdict as parseNameAddr(v) !== null, without building the result. */
+export function isValidNameAddr(v: string): boolean {
+  return nameAddr(v, null);
+}
+
+/** Display name as *(token LWS): every word a token (RFC 3261 §25.1; RFC 4475 §3.1.2.15 "baddn"). */
+function isTokenWords(v: string, a: number, b: number): boolean {
+  let i = a;
+  while (i < b) {
+    while (i < b && (v.charCodeAt(i) === C_SP || v.charCodeAt(i) === C_HTAB)) i++;
+    const ws = i;
+    while (i < b && v.charCodeAt(i) !== C_SP && v.charCodeAt(i) !== C_HTAB) i++;
+    if (i > ws && !isTokenRange(v, ws, i)) return false;
+  }
+  return true;
+}
+
+function nameAddr(v: string, out: NameAddr | null): boolean {
   let i = 0;
   const n = v.length;
   while (i < n && isWs(v.charCodeAt(i))) i++;
-  if (i >= n) return null;
-  let display: string | undefined;
-  let uri: string;
+  if (i >= n) return false;
+  let uriStart: number;
+  let uriEnd: number;
   let after: number;
   const lt = v.indexOf('<', i);
   const c = v.charCodeAt(i);
   if (c === C_QUOTE) {
     const e = endOfQuoted(v, i);
-    if (e === -1) return null;
-    display = unquote(v.slice(i, e + 1));
+    if (e === -1) return false;
+    if (out !== null) out.display = unquote(v.slice(i, e + 1));
     i = e + 1;
     while (i < n && isWs(v.charCodeAt(i))) i++;
-    if (v.charCodeAt(i) !== 0x3c) return null;
+    if (v.charCodeAt(i) !== 0x3c) return false;
   } else if (lt !== -1) {
-    // display-name as tokens/LWS, or nothing. A ';' or quote before '<' means it is not a name-addr.
+    // display-name as tokens/LWS, or nothing. A ';' before '<' means an addr-spec with a '<' in a parameter.
     const semi = v.indexOf(';', i);
     if (semi === -1 || semi > lt) {
-      const d = v.slice(i, lt).trim();
-      for (const word of d.split(/[ \t]+/)) if (word.length > 0 && !isToken(word)) return null;
-      if (d.length > 0) display = d;
+      if (!isTokenWords(v, i, lt)) return false;
+      if (out !== null) {
+        const d = v.slice(i, lt).replace(/^[ \t]+|[ \t]+$/g, '');
+        if (d.length > 0) out.display = d;
+      }
       i = lt;
     }
   }
   if (v.charCodeAt(i) === 0x3c) {
     const gt = v.indexOf('>', i);
-    if (gt === -1) return null;
-    uri = v.slice(i + 1, gt);
+    if (gt === -1) return false;
+    uriStart = i + 1;
+    uriEnd = gt;
     after = gt + 1;
+  } else if (v.charCodeAt(i) === 0x2a /* * */) {
+    uriStart = i;
+    uriEnd = i + 1;
+    after = i + 1;
   } else {
-    if (v.charCodeAt(i) === 0x2a /* * */) {
-      uri = '*';
-      after = i + 1;
-    } else {
-      let e = i;
-      while (e < n && v.charCodeAt(e) !== 0x3b && !isWs(v.charCodeAt(e))) e++;
-      uri = v.slice(i, e);
-      after = e;
-      // An addr-spec holding ',', '?' or ';' must be in <> (RFC 3261 §20.10; RFC 4475 §3.1.2.13 "regbadct").
-      if (uri.indexOf('?') !== -1 || uri.indexOf(',') !== -1) return null;
+    let e = i;
+    while (e < n && v.charCodeAt(e) !== 0x3b && !isWs(v.charCodeAt(e))) e++;
+    uriStart = i;
+    uriEnd = e;
+    after = e;
+    // An addr-spec holding ',', '?' or ';' must be in <> (RFC 3261 §20.10; RFC 4475 §3.1.2.13 "regbadct").
+    for (let k = i; k < e; k++) {
+      const ch = v.charCodeAt(k);
+      if (ch === 0x3f || ch === 0x2c) return false;
     }
   }
-  if (uri !== '*' && parseUri(uri) === null) return null;
-  const params: Params = {};
+  const uri = v.slice(uriStart, uriEnd);
+  if (uri !== '*' && !isValidUri(uri)) return false;
   while (after < n && isWs(v.charCodeAt(after))) after++;
   if (after < n) {
-    if (v.charCodeAt(after) !== 0x3b) return null;
-    if (!parseParamsInto(v, after, params)) return null;
+    if (v.charCodeAt(after) !== 0x3b) return false;
+    if (!parseParamsInto(v, after, out === null ? null : out.params)) return false;
   }
-  const out: NameAddr = { uri, params };
-  if (display !== undefined) out.display = display;
-  return out;
+  if (out !== null) out.uri = uri;
+  return true;
 }
 
 /** The tag parameter of a From/To value, or undefined (cheap: no full parse unless ";tag" appears). */
@@ -425,9 +555,20 @@ export function tagOf(v: string): string | undefined {
  * (RFC 3261 §20.42, §25.1; RFC 4475 §3.1.1.1 has such a Via). Returns null when malformed.
  */
 export function parseVia(v: string): Via | null {
+  const out: Via = { protocol: '', transport: '', host: '', params: {} };
+  return via(v, out) ? out : null;
+}
+
+/** The same verdict as parseVia(v) !== null, without building the result. */
+export function isValidVia(v: string): boolean {
+  return via(v, null);
+}
+
+function via(v: string, out: Via | null): boolean {
   const n = v.length;
   let i = 0;
-  const parts: string[] = [];
+  const starts = [0, 0, 0];
+  const ends = [0, 0, 0];
   // sent-protocol: three tokens separated by SLASH (SWS "/" SWS)
   for (let k = 0; k < 3; k++) {
     while (i < n && isWs(v.charCodeAt(i))) i++;
@@ -437,34 +578,39 @@ export function parseVia(v: string): Via | null {
       if (c === 0x2f || isWs(c) || c === 0x3b) break;
       i++;
     }
-    const tok = v.slice(s, i);
-    if (!isToken(tok)) return null;
-    parts.push(tok);
+    if (!isTokenRange(v, s, i)) return false;
+    starts[k] = s;
+    ends[k] = i;
     while (i < n && isWs(v.charCodeAt(i))) i++;
     if (k < 2) {
-      if (v.charCodeAt(i) !== 0x2f) return null;
+      if (v.charCodeAt(i) !== 0x2f) return false;
       i++;
     }
   }
   // sent-by: host [ COLON port ], LWS allowed around the colon
   const hs = i;
   while (i < n && v.charCodeAt(i) !== 0x3b) i++;
-  const sentBy = v.slice(hs, i).replace(/[ \t\r\n]+/g, '');
-  if (sentBy.length === 0) return null;
-  const hp = parseHostPort(sentBy);
-  if (hp === null) return null;
-  const params: Params = {};
-  if (i < n && !parseParamsInto(v, i, params)) return null;
-  const via: Via = {
-    protocol: parts[0]!.toUpperCase() + '/' + parts[1]!,
-    transport: parts[2]!.toUpperCase(),
-    host: hp.host,
-    params,
-  };
-  if (hp.port !== undefined) via.port = hp.port;
-  const b = params.branch;
-  if (b !== undefined && b !== null) via.branch = b;
-  return via;
+  let a = hs;
+  let b = i;
+  while (a < b && isWs(v.charCodeAt(a))) a++;
+  while (b > a && isWs(v.charCodeAt(b - 1))) b--;
+  let sentBy = v;
+  if (v.slice(a, b).search(/[ \t\r\n]/) !== -1) {
+    sentBy = v.slice(a, b).replace(/[ \t\r\n]+/g, '');
+    a = 0;
+    b = sentBy.length;
+  }
+  if (!isHostPortRange(sentBy, a, b)) return false;
+  if (i < n && !parseParamsInto(v, i, out === null ? null : out.params)) return false;
+  if (out === null) return true;
+  const hp = parseHostPort(sentBy.slice(a, b))!;
+  out.protocol = v.slice(starts[0], ends[0]).toUpperCase() + '/' + v.slice(starts[1], ends[1]);
+  out.transport = v.slice(starts[2], ends[2]).toUpperCase();
+  out.host = hp.host;
+  if (hp.port !== undefined) out.port = hp.port;
+  const br = out.params.branch;
+  if (br !== undefined && br !== null) out.branch = br;
+  return true;
 }
 
 export function formatVia(v: Via): string {

@@ -16,7 +16,7 @@
 // - Errors never throw. When the start line is a request, the partially parsed request comes back with the error
 //   so the engine can answer 400 (§8.2.2, §21.4.1) when canAnswer() says it can.
 import type { HeaderMap, SipMessage, SipRequest, SipResponse } from './message.js';
-import { isToken, parseCSeq, parseNameAddr, parseVia, splitTopLevelCommas } from './headers.js';
+import { isToken, isValidNameAddr, isValidVia, parseCSeq, splitTopLevelCommas } from './headers.js';
 
 export interface ParseLimits {
   /** Largest message accepted, header section plus body, in bytes. */
@@ -394,11 +394,11 @@ function checkHeaders(msg: SipRequest | SipResponse): string | undefined {
   }
   // The structured headers every layer relies on are checked here, once, so no caller meets a Via, From, To or
   // Contact it cannot parse (RFC 4475 §3.1.2.1, §3.1.2.6, §3.1.2.13-15).
-  for (const v of h.get('via')!) if (parseVia(v) === null) return 'Bad Via';
-  if (parseNameAddr(h.get('from')![0]!) === null) return 'Bad From';
-  if (parseNameAddr(h.get('to')![0]!) === null) return 'Bad To';
+  for (const v of h.get('via')!) if (!isValidVia(v)) return 'Bad Via';
+  if (!isValidNameAddr(h.get('from')![0]!)) return 'Bad From';
+  if (!isValidNameAddr(h.get('to')![0]!)) return 'Bad To';
   const contact = h.get('contact');
-  if (contact !== undefined) for (const v of contact) if (parseNameAddr(v) === null) return 'Bad Contact';
+  if (contact !== undefined) for (const v of contact) if (!isValidNameAddr(v)) return 'Bad Contact';
   return undefined;
 }
 
@@ -418,5 +418,5 @@ export function canAnswer(req: SipRequest): boolean {
     const v = h.get(name);
     if (v === undefined || v.length === 0 || v[0]!.length === 0) return false;
   }
-  return parseVia(h.get('via')![0]!) !== null;
+  return isValidVia(h.get('via')![0]!);
 }
