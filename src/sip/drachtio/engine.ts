@@ -91,8 +91,9 @@ class DrachtioEngine implements SipEngine {
 
   async stop(): Promise<void> {
     this.accepting = false;
+    // Requests in flight can only finish while connected; those waiting for a reconnect fail at conn.stop().
     const until = Date.now() + this.limits.drainMs;
-    while (this.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    while (this.inFlight > this.waitingForConnection && this.isReady() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     this.conn.stop();
   }
 
