@@ -144,8 +144,7 @@ export function readXml(input: Buffer | string, limits: XmlLimits = DEFAULT_XML_
     return { ok: true, root: new Reader(input, limits).document() };
   } catch (err) {
     if (err instanceof XmlError) return { ok: false, reason: err.message };
-    // A RangeError from the decoder (invalid UTF-8) or anything unforeseen: still only a reason, never a crash.
-    if (err instanceof TypeError) return { ok: false, reason: 'body is not valid UTF-8' };
+    // Anything unforeseen is still only a reason, never a crash of the request handler.
     return { ok: false, reason: 'body is not well-formed XML' };
   }
 }
