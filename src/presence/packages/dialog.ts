@@ -4,6 +4,14 @@
 // targets passed through so phones can pick up a ringing call with Replaces. Nothing is invented: a state with no
 // real call behind it (manual, idle) carries no call-id and no tags, because a made-up Call-ID makes the phone send
 // a Replaces INVITE the PBX rejects with 481.
+//
+// Composition rules:
+// - A manual state (the admin API) overrides every publication while set: one dialog, id = the user part.
+// - Live publications: their dialogs are merged by id, the newest publication (updatedAt) winning; ended dialogs
+//   are dropped when another is still active; the rest are ordered most active first (see ACTIVITY), and the
+//   first gives the summary. All ended: they are reported as they are.
+// - Nothing live: one terminated dialog, reusing the id, call-id and tags of the dialog reported last (§4.3),
+//   or id = the user part when there was none.
 import type { ManualDialogState } from '../service.js';
 import type { ComposedState, EventPackage, PublicationInput, RenderedBody } from './types.js';
 import type { BodyLimits } from './common.js';
