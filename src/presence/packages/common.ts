@@ -58,6 +58,14 @@ export function looksLikeUri(value: string): boolean {
   return /^[A-Za-z][A-Za-z0-9+.-]*:\S+$/.test(value);
 }
 
+/**
+ * Publications oldest first by their last modify, ties kept in the given order, so "newest wins" means "last
+ * wins" wherever a package merges (RFC 3903 §4: each publication is one source's state).
+ */
+export function oldestFirst<T extends { updatedAt: number }>(pubs: readonly T[]): T[] {
+  return pubs.map((p, i) => ({ p, i })).sort((a, b) => a.p.updatedAt - b.p.updatedAt || a.i - b.i).map((x) => x.p);
+}
+
 /** A body shared by every watcher: no per-subscription part (PIDF, message-summary). */
 export function staticBody(contentType: string, bytes: Buffer): { contentType: string; forVersion(version: number): Buffer } {
   return { contentType, forVersion: () => bytes };

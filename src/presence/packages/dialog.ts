@@ -15,7 +15,7 @@
 import type { ManualDialogState } from '../service.js';
 import type { ComposedState, EventPackage, PublicationInput, RenderedBody } from './types.js';
 import type { BodyLimits } from './common.js';
-import { mediaType, resolveLimits, userPart, looksLikeUri } from './common.js';
+import { mediaType, resolveLimits, userPart, looksLikeUri, oldestFirst } from './common.js';
 import { attr, child, children, escapeXml, readXml, type XmlElement } from './xml.js';
 
 export const DIALOG_INFO_NS = 'urn:ietf:params:xml:ns:dialog-info';
@@ -317,9 +317,9 @@ export function createDialogPackage(limitsIn?: Partial<BodyLimits>): EventPackag
       if (manual) return state([{ id: null, direction: 'recipient', state: manual }], 'manual');
 
       // Several publishers (a PBX per leg, a proxy...): merge their dialogs by id, the newest publication winning.
-      const ordered = pubs.map((p, i) => ({ p, i })).sort((a, b) => a.p.updatedAt - b.p.updatedAt || a.i - b.i);
+      const ordered = oldestFirst(pubs);
       const merged = new Map<string, DialogEntry>();
-      for (const { p } of ordered) {
+      for (const p of ordered) {
         if (mediaType(p.contentType) !== DIALOG_INFO_CONTENT_TYPE) continue;
         const parsed = parseDialogInfo(p.body, limits);
         if (!parsed.ok) continue; // validated on PUBLISH; a stored body that no longer parses contributes nothing

@@ -7,7 +7,7 @@
 import type { ManualDialogState } from '../service.js';
 import type { ComposedState, EventPackage, PublicationInput, RenderedBody } from './types.js';
 import type { BodyLimits } from './common.js';
-import { looksLikeUri, mediaType, resolveLimits, staticBody } from './common.js';
+import { looksLikeUri, mediaType, resolveLimits, staticBody, oldestFirst } from './common.js';
 
 export const MESSAGE_SUMMARY_CONTENT_TYPE = 'application/simple-message-summary';
 
@@ -140,9 +140,9 @@ export function createMessageSummaryPackage(limitsIn?: Partial<BodyLimits>): Eve
     },
 
     compose(pubs: PublicationInput[], _manual: ManualDialogState | null): ComposedState {
-      const ordered = pubs.map((p, i) => ({ p, i })).sort((a, b) => a.p.updatedAt - b.p.updatedAt || a.i - b.i);
+      const ordered = oldestFirst(pubs);
       for (let k = ordered.length - 1; k >= 0; k--) {
-        const p = ordered[k]!.p;
+        const p = ordered[k]!;
         if (mediaType(p.contentType) !== MESSAGE_SUMMARY_CONTENT_TYPE) continue;
         const r = parseMessageSummary(p.body, limits);
         if (!r.ok) continue;

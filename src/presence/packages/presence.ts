@@ -13,7 +13,7 @@
 import type { ManualDialogState } from '../service.js';
 import type { ComposedState, EventPackage, PublicationInput, RenderedBody } from './types.js';
 import type { BodyLimits } from './common.js';
-import { looksLikeUri, mediaType, resolveLimits, staticBody } from './common.js';
+import { looksLikeUri, mediaType, resolveLimits, staticBody, oldestFirst } from './common.js';
 import { attr, child, children, escapeXml, readXml, type XmlElement } from './xml.js';
 
 export const PIDF_NS = 'urn:ietf:params:xml:ns:pidf';
@@ -137,9 +137,9 @@ export function createPresencePackage(limitsIn?: Partial<BodyLimits>): EventPack
         const m = MANUAL[manual];
         return state({ ...m, activities: [...m.activities] }, 'manual');
       }
-      const ordered = pubs.map((p, i) => ({ p, i })).sort((a, b) => a.p.updatedAt - b.p.updatedAt || a.i - b.i);
+      const ordered = oldestFirst(pubs);
       const parsed: PidfParse[] = [];
-      for (const { p } of ordered) {
+      for (const p of ordered) {
         if (mediaType(p.contentType) !== PIDF_CONTENT_TYPE) continue;
         const r = parsePidf(p.body, limits);
         if (r.ok) parsed.push(r);
