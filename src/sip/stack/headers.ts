@@ -220,7 +220,10 @@ function parsePort(s: string): number | undefined | null {
   return n > 65535 ? null : n;
 }
 
-/** hostname / IPv4address / IPv6reference (RFC 3261 §25.1), checked by characters only. */
+/**
+ * hostname / IPv4address / IPv6reference (RFC 3261 §25.1), checked by characters only. '_' is accepted too:
+ * it is not in the grammar, but container and Windows host names carry it and refusing them helps nobody.
+ */
 function isHost(h: string): boolean {
   if (h.length === 0) return false;
   if (h.charCodeAt(0) === 0x5b /* [ */) {
@@ -235,7 +238,7 @@ function isHost(h: string): boolean {
   for (let i = 0; i < h.length; i++) {
     const c = h.charCodeAt(i);
     const alnum = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
-    if (!alnum && c !== 0x2d && c !== 0x2e) return false;
+    if (!alnum && c !== 0x2d && c !== 0x2e && c !== 0x5f) return false;
   }
   return true;
 }
@@ -259,7 +262,7 @@ function isHostPortRange(s: string, a: number, b: number): boolean {
     while (hostEnd < b && s.charCodeAt(hostEnd) !== 0x3a) {
       const c = s.charCodeAt(hostEnd);
       const alnum = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
-      if (!alnum && c !== 0x2d && c !== 0x2e) return false;
+      if (!alnum && c !== 0x2d && c !== 0x2e && c !== 0x5f) return false;
       hostEnd++;
     }
     if (hostEnd === a) return false;
