@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { PACKAGES, ALLOW_EVENTS, getPackage, createPackages } from '../../src/presence/packages/index.js';
 import { parseDialogInfo, type DialogData, type DialogEntry } from '../../src/presence/packages/dialog.js';
 import type { PublicationInput } from '../../src/presence/packages/types.js';
@@ -340,5 +341,66 @@ describe('dialog: validate', () => {
     ['empty', '', /root/],
   ])('refuses %s', (_name, body, reason) => {
     expect(v(body)).toMatch(reason);
+  });
+});
+
+describe('dialog: invariants over random publications (property)', () => {
+  const STATES = ['trying', 'proceeding', 'early', 'confirmed', 'terminated'] as const;
+  const RANK: Record<string, number> = { confirmed: 4, early: 3, proceeding: 2, trying: 1, terminated: 0 };
+  const SUMMARY: Record<string, string> = { confirmed: 'confirmed', early: 'early', proceeding: 'early', trying: 'early', terminated: 'terminated' };
+  const hostileText = fc.string({ maxLength: 12 }).map((s) => s.replace(/[\u0000-\u001f\ufffe\uffff]/g, '') + '<&"\'>');
+  const dialogArb = fc.record({
+    id: fc.constantFrom('a', 'b', 'c', 'd'),
+    state: fc.constantFrom(...STATES),
+    callId: fc.option(hostileText, { nil: undefined }),
+    display: fc.option(hostileText, { nil: undefined }),
+  });
+  const pubArb = fc.record({
+    dialogs: fc.uniqueArray(dialogArb, { selector: (d) => d.id, maxLength: 4 }),
+    updatedAt: fc.integer({ min: 0, max: 50 }),
+  });
+  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+  const toBody = (ds: Array<{ id: string; state: string; callId?: string; display?: string }>) =>
+    `<dialog-info xmlns="${NS}" version="1" state="full" entity="${ENTITY}">${ds.map((d) =>
+      `<dialog id="${d.id}"${d.callId !== undefined ? ` call-id="${esc(d.callId)}"` : ''} direction="recipient"><state>${d.state}</state>`
+      + (d.display !== undefined ? `<remote><identity display="${esc(d.display)}">sip:x@y</identity></remote>` : '')
+      + '</dialog>').join('')}</dialog-info>`;
+
+  it('always one or more unique dialogs, a valid body, the right summary and override', () => {
+    fc.assert(fc.property(
+      fc.array(pubArb, { maxLength: 5 }),
+      fc.option(fc.constantFrom('early', 'confirmed', 'terminated' as const), { nil: null }),
+      fc.boolean(),
+      fc.nat({ max: 1_000_000 }),
+      (pubs, manual, withPrevious, version) => {
+        const inputs = pubs.map((p, i) => pub(toBody(p.dialogs), p.updatedAt, `e${i}`));
+        for (const i of inputs) expect(dialog.validate(i.body, 'application/dialog-info+xml')).toBeNull();
+        const previous = withPrevious ? dialog.compose([pub(ringingBody('confirmed'), 0)], null) : undefined;
+        const st = dialog.compose(inputs, manual, previous);
+        const body = dialog.render(st, ENTITY).forVersion(version).toString('utf8');
+        expect(body).toContain(`version="${version}"`);
+        const out = reparse(body);
+        expect(out.length).toBeGreaterThanOrEqual(1);
+        expect(new Set(out.map((d) => d.id)).size).toBe(out.length);
+        expect(st.summary).toBe(SUMMARY[out[0]!.state]);
+        for (let i = 1; i < out.length; i++) expect(RANK[out[i - 1]!.state]!).toBeGreaterThanOrEqual(RANK[out[i]!.state]!);
+        if (manual) {
+          expect(out).toEqual([{ id: '201', direction: 'recipient', state: manual }]);
+          return;
+        }
+        // The newest publication that mentions an id decides that dialog's state.
+        const sorted = pubs.map((p, i) => ({ p, i })).sort((a, b) => a.p.updatedAt - b.p.updatedAt || a.i - b.i);
+        const latest = new Map<string, string>();
+        for (const { p } of sorted) for (const d of p.dialogs) latest.set(d.id, d.state);
+        const anyActive = [...latest.values()].some((s) => s !== 'terminated');
+        if (anyActive) expect(out.every((d) => d.state !== 'terminated')).toBe(true);
+        for (const d of out) if (latest.has(d.id!)) expect(d.state).toBe(latest.get(d.id!));
+        if (latest.size === 0) {
+          expect(out).toHaveLength(1);
+          expect(out[0]!.state).toBe('terminated');
+          expect(out[0]!.id).toBe(withPrevious ? 'a84b4c76e66710' : '201');
+        }
+      },
+    ), { numRuns: 300 });
   });
 });
