@@ -48,8 +48,6 @@ export function createDrachtioEngine(opts: DrachtioEngineOptions): SipEngine {
   return new DrachtioEngine(opts);
 }
 
-const KNOWN_FINAL = 600;
-
 class DrachtioEngine implements SipEngine {
   readonly kind = 'drachtio' as const;
   private handler?: (tx: ServerTransaction) => void;
@@ -128,18 +126,17 @@ class DrachtioEngine implements SipEngine {
 
   private onDrachtioRequest(req: DrachtioRequest, res: DrachtioResponse): void {
     const request = toSipRequest(req);
-    const transport = flowOf(req, this.conn.lastHostports).transport;
+    const flow = flowOf(req, this.conn.lastHostports);
     if (!request) {
       this.opts.metrics.sipDropped.inc({ reason: 'parse' });
       this.send(res, req.method, { status: 400, reason: 'Bad Request' }, undefined);
       return;
     }
-    this.opts.metrics.sipRequests.inc({ method: request.method, transport });
+    this.opts.metrics.sipRequests.inc({ method: request.method, transport: flow.transport });
     if (!this.accepting || !this.handler) {
       this.send(res, request.method, { status: 503, reason: 'Service Unavailable', headers: [['Retry-After', '5']] }, request);
       return;
     }
-    const flow = flowOf(req, this.conn.lastHostports);
     let responded = false;
     const tx: ServerTransaction = {
       request,
@@ -163,7 +160,7 @@ class DrachtioEngine implements SipEngine {
     const call = request ? responseCall(spec, request) : { status: spec.status, reason: spec.reason, opts: {} };
     // Response#send throws on a status sip-status does not list; send the class code with our phrase instead.
     let status = call.status;
-    if (status < 100 || status >= KNOWN_FINAL + 100) status = 500;
+    if (!Number.isInteger(status) || status < 100 || status > 699) status = 500;
     const wantTag = spec.toTag;
     const onSent = (err: unknown, sent?: { get(n: string): string | undefined }) => {
       if (err) {
