@@ -92,7 +92,7 @@ async function dispatch(ctx: FaceContext, tx: ServerTransaction, started: boolea
   const req = tx.request;
   const method = req.method.toUpperCase();
   if (method === 'ACK') return; // no INVITE server transactions here; a stray ACK gets no answer (RFC 3261 §17.2.1)
-  ctx.metrics.sipRequests.inc({ method, transport: tx.flow.transport });
+  // sipRequests is counted by the engine (it sees retransmissions and sheds load before we do).
   if (!(ALLOWED_METHODS as readonly string[]).includes(method)) {
     tx.respond({ status: 405, reason: 'Method Not Allowed', headers: [['Allow', ALLOW]] });
     return;
