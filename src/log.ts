@@ -20,3 +20,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
 
 /** A logger that drops everything: for unit tests that do not look at logs. */
 export const silentLogger: Logger = pino({ level: 'silent' });
+
+/** A SIP message for a trace log line, with credentials (Authorization headers) cut out. */
+export function redactSipText(text: string): string {
+  return text.replace(/^((?:proxy-)?authorization|x-auth-token)[ \t]*:.*$/gim, '$1: [redacted]');
+}

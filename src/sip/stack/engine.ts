@@ -7,7 +7,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Config } from '../../config.js';
-import type { Logger } from '../../log.js';
+import { redactSipText, type Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
 import type {
   DialogRequestSpec, Flow, ListeningAddress, RequestOutcome, ResponseSpec, ServerTransaction, SipEngine, Transport,
@@ -294,7 +294,7 @@ class EmbeddedEngine implements SipEngine {
   }
 
   private trace(dir: 'in' | 'out', flow: { transport: Transport }, remote: string, data: Buffer): void {
-    this.logger.info({ sip: dir, transport: flow.transport, remote, text: data.toString('utf8') }, dir === 'in' ? 'SIP message in' : 'SIP message out');
+    this.logger.info({ sip: dir, transport: flow.transport, remote, text: redactSipText(data.toString('utf8')) }, dir === 'in' ? 'SIP message in' : 'SIP message out');
   }
 
   // ---- incoming ----------------------------------------------------------------------------------------------
