@@ -108,16 +108,12 @@ export function attr(el: XmlElement, name: string): string | undefined {
   return el.attrs.get(name);
 }
 
-// NameStartChar/NameChar (XML 1.0 §2.3), without ':' so prefixes are split by hand. Linear: no nested quantifiers.
-const NAME_START = /[A-Za-z_\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u02FF\u0370-\u037D\u037F-\u1FFF\u200C-\u200D\u2070-\u218F\u2C00-\u2FEF\u3001-\uD7FF\uF900-\uFDCF\uFDF0-\uFFFD]/;
-const NAME_CHAR = /[-.0-9A-Za-z_\u00B7\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u037D\u037F-\u1FFF\u200C-\u200D\u203F-\u2040\u2070-\u218F\u2C00-\u2FEF\u3001-\uD7FF\uF900-\uFDCF\uFDF0-\uFFFD]/;
+// NameStartChar/NameChar (XML 1.0 §2.3) of the BMP, without ':' so a QName is NCName(:NCName)? (Namespaces in
+// XML §3). Sticky and without nested quantifiers: one linear match per name.
+const NC_START = 'A-Za-z_\\u00C0-\\u00D6\\u00D8-\\u00F6\\u00F8-\\u02FF\\u0370-\\u037D\\u037F-\\u1FFF\\u200C-\\u200D\\u2070-\\u218F\\u2C00-\\u2FEF\\u3001-\\uD7FF\\uF900-\\uFDCF\\uFDF0-\\uFFFD';
+const NC_CHAR = `${NC_START}\\-.0-9\\u00B7\\u0300-\\u036F\\u203F-\\u2040`;
+const QNAME = new RegExp(`[${NC_START}][${NC_CHAR}]*(?::[${NC_START}][${NC_CHAR}]*)?`, 'y');
 
-function isNameStart(ch: string): boolean {
-  return NAME_START.test(ch);
-}
-function isNameChar(ch: string): boolean {
-  return NAME_CHAR.test(ch);
-}
 function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
 }
@@ -223,21 +219,14 @@ class Reader {
   }
 
   private name(): string {
-    const s = this.s;
-    const start = this.pos;
-    if (start >= s.length || !isNameStart(s[start]!)) throw new XmlError('bad name');
-    let colons = 0;
-    this.pos++;
-    while (this.pos < s.length) {
-      const ch = s[this.pos]!;
-      if (ch === ':') {
-        // One colon at most, and not at either end (Namespaces in XML §3, QName).
-        if (++colons > 1 || !isNameStart(s[this.pos + 1] ?? ' ')) throw new XmlError('bad qualified name');
-      } else if (!isNameChar(ch)) break;
-      this.pos++;
-      if (this.pos - start > this.limits.maxNameLength) throw new XmlError('name too long');
-    }
-    return s.slice(start, this.pos);
+    QNAME.lastIndex = this.pos;
+    const m = QNAME.exec(this.s);
+    if (!m) throw new XmlError('bad name');
+    if (m[0].length > this.limits.maxNameLength) throw new XmlError('name too long');
+    this.pos += m[0].length;
+    // A second colon, or one at the end, is not a QName.
+    if (this.s[this.pos] === ':') throw new XmlError('bad qualified name');
+    return m[0];
   }
 
   private skipSpace(): boolean {
