@@ -45,7 +45,7 @@ export interface ApiHarness {
   tokens: TokenStore;
   clock: { now: number };
   /** fetch with the JSON body wrapped in `{data}` unless `raw` is given. */
-  call(method: string, path: string, opts?: { token?: string; data?: unknown; raw?: string | Buffer; headers?: Record<string, string> }): Promise<{ status: number; headers: Headers; body: any; text: string }>;
+  call(method: string, path: string, opts?: { token?: string; data?: unknown; raw?: string; headers?: Record<string, string> }): Promise<{ status: number; headers: Headers; body: any; text: string }>;
   /** An account with an API key, and a token for it. */
   account(name: string, realm: string, parentId?: string | null): Promise<{ id: string; apiKey: string; token: string }>;
   close(): Promise<void>;
@@ -68,7 +68,7 @@ export async function startApi(opts: { overrides?: Record<string, unknown>; logg
     async call(method, path, o = {}) {
       const headers: Record<string, string> = { ...o.headers };
       if (o.token) headers['X-Auth-Token'] = o.token;
-      let body: string | Buffer | undefined;
+      let body: string | undefined;
       if (o.raw !== undefined) body = o.raw;
       else if (o.data !== undefined) body = JSON.stringify({ data: o.data });
       if (body !== undefined) headers['Content-Type'] ??= 'application/json';
