@@ -26,6 +26,9 @@ export class FakeDrachtioServer {
   readonly dialogs = new Set<string>();
   /** How to answer an app request (in or out of dialog); default: echo, then a 200 from the network. */
   answerRequest: (frame: AppFrame) => { status: number; reason: string } | null = () => ({ status: 200, reason: 'OK' });
+  /** A SIP side (fake-sip-bridge.ts) puts the app's messages on a real wire; it returns the text "as sent". */
+  onAppResponse?: (sip: string, txnId: string) => string;
+  onAppRequest?: (sip: string, appTxn: string, dialogId: string, proxy: string | undefined) => string;
   private server?: Server;
   private waiters: Array<{ pred: (f: AppFrame) => boolean; resolve: (f: AppFrame) => void }> = [];
   port = 0;
@@ -129,6 +132,7 @@ export class FakeDrachtioServer {
       const newDialog = status >= 200 && status < 300 && /^cseq:\s*\d+\s+SUBSCRIBE/im.test(sip) && callId && fromTag && toTag;
       const dlg = newDialog ? `${callId};from-tag=${fromTag}` : '';
       if (dlg) this.dialogs.add(dlg);
+      if (this.onAppResponse) sip = this.onAppResponse(sip, txnId);
       this.write(s, `${randomUUID()}|response|${f.msgId}|OK|application|${Buffer.byteLength(sip)}|udp|127.0.0.1|5070|12:00:00.000000|${txnId}|${dlg}|Msg sent:|\r\n${sip}`);
       return;
     }
@@ -137,13 +141,21 @@ export class FakeDrachtioServer {
       return;
     }
     const appTxn = randomUUID();
+    if (this.onAppRequest) sip = this.onAppRequest(sip, appTxn, dialogId, f.tokens[2] || undefined);
     this.write(s, `${randomUUID()}|response|${f.msgId}|OK|application|${Buffer.byteLength(sip)}|udp|127.0.0.1|5070|12:00:00.000000|${appTxn}|${dialogId}|Msg sent:|\r\n${sip}`);
-    const answer = this.answerRequest(f);
+    if (/^subscription-state:\s*terminated/im.test(sip) && dialogId) this.dialogs.delete(dialogId);
+    const answer = this.onAppRequest ? null : this.answerRequest(f);
     if (!answer) return;
     const get = (n: string) => new RegExp(`^${n}:\\s*([^\\r\\n]+)`, 'im').exec(sip)?.[1]?.trim() ?? '';
     const res = [`SIP/2.0 ${answer.status} ${answer.reason}`, 'Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKfake', `From: ${get('from')}`, `To: ${get('to')}`,
       `Call-ID: ${get('call-id')}`, `CSeq: ${get('cseq')}`, 'Content-Length: 0', '', ''].join('\r\n');
-    setImmediate(() => this.write(s, `${randomUUID()}|sip|network|${Buffer.byteLength(res)}|udp|127.0.0.1|40000|12:00:00.000001|${appTxn}|${dialogId}\r\n${res}`));
-    if (/^subscription-state:\s*terminated/im.test(sip) && dialogId) this.dialogs.delete(dialogId);
+    setImmediate(() => this.deliverResponse(res, appTxn, dialogId));
+  }
+
+  /** A response from "the network" to a request the app sent (transaction `appTxn`). */
+  deliverResponse(raw: string, appTxn: string, dialogId: string, from = { address: '127.0.0.1', port: 40000 }): void {
+    const s = [...this.sockets][0];
+    if (!s) return;
+    this.write(s, `${randomUUID()}|sip|network|${Buffer.byteLength(raw)}|udp|${from.address}|${from.port}|12:00:00.000001|${appTxn}|${dialogId}\r\n${raw}`);
   }
 }
