@@ -20,7 +20,7 @@ afterEach(async () => {
 
 function connection(port: number, scheduler: ManualScheduler, min = 100, max = 1000): DrachtioConnection {
   return new DrachtioConnection({
-    host: '127.0.0.1', port, secret: 'cymru', reconnectMinMs: min, reconnectMaxMs: max, authTimeoutMs: AUTH_MS,
+    host: '127.0.0.1', port, secret: 'cymru', reconnectMinMs: min, reconnectMaxMs: max, authTimeoutMs: AUTH_MS, pingIntervalMs: 15_000,
     createSrf: () => new Srf(), setup: (srf) => { srf.use('subscribe', () => {}); },
     scheduler, logger: silentLogger,
   });

@@ -32,6 +32,8 @@ export interface ConnectionOptions {
   reconnectMaxMs: number;
   /** Give up on an attempt that opened TCP but never authenticated (a silent or wrong peer). */
   authTimeoutMs: number;
+  /** drachtio-srf accepts 5000..300000 (wire-protocol.js _evalPingOpts). */
+  pingIntervalMs: number;
   createSrf: () => SrfInstance;
   /** Register the request handlers on a fresh Srf (before connect, so `route|<method>` goes out on auth). */
   setup: (srf: SrfInstance) => void;
@@ -179,7 +181,10 @@ export class DrachtioConnection {
       this.failed(id, 'auth-timeout');
     }, this.opts.authTimeoutMs);
     try {
-      srf.connect({ host, port, secret: this.opts.secret, reconnect: { maxAttempts: 1 } });
+      // enablePing: srf pings servers >= v0.8.2 every pingIntervalMs, so an idle control connection keeps traffic
+      // flowing and a vanished peer surfaces as a socket error once TCP gives up on the unacknowledged ping
+      // (minutes) instead of after the hours of TCP keep-alive. srf does not time out missing pongs itself.
+      srf.connect({ host, port, secret: this.opts.secret, reconnect: { maxAttempts: 1 }, enablePing: true, pingInterval: this.opts.pingIntervalMs });
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'drachtio: connect() threw');
       this.failed(id, 'connect');

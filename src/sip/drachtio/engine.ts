@@ -26,6 +26,8 @@ export const ROUTED_METHODS = ['subscribe', 'publish', 'options'] as const;
 export const DRACHTIO_DEFAULTS = {
   /** An attempt that opened TCP but got no authenticate answer in this time is dropped. */
   authTimeoutMs: 10_000,
+  /** Control-connection keep-alive ping (drachtio-srf allows 5 s .. 300 s). */
+  pingIntervalMs: 15_000,
   /** Final-response guard for a NOTIFY: Timer F (64·T1 = 32 s, RFC 3261 §17.1.2.2) plus drachtio's own latency. */
   requestTimeoutMs: 40_000,
   /** How long a NOTIFY waits for a lost connection to come back before it fails as a local timeout. */
@@ -70,6 +72,7 @@ class DrachtioEngine implements SipEngine {
       reconnectMinMs: d.reconnectMinMs,
       reconnectMaxMs: Math.max(d.reconnectMinMs, d.reconnectMaxMs),
       authTimeoutMs: this.limits.authTimeoutMs,
+      pingIntervalMs: this.limits.pingIntervalMs,
       createSrf: opts.createSrf ?? (() => new Srf!()),
       setup: (srf) => this.setup(srf),
       scheduler: opts.scheduler,
