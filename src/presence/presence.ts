@@ -120,11 +120,17 @@ export class Presence implements PresenceService {
     if (expiredEtags.length > 0) void this.pubStore.remove(expiredEtags).catch((err) => this.writeFailed(err));
     const expired: Subscription[] = [];
     let loaded = 0;
+    const gauge = new Map<string, number>();
     for (const s of this.subStore.loadAll()) {
       this.subs.add(s);
-      this.metrics.subscriptions.inc({ event: s.event, transport: s.transport });
+      const g = `${s.event}\n${s.transport}`;
+      gauge.set(g, (gauge.get(g) ?? 0) + 1);
       loaded++;
       if (s.expiresAt <= now) expired.push(s);
+    }
+    for (const [g, n] of gauge) {
+      const [event, transport] = g.split('\n') as [string, string];
+      this.metrics.subscriptions.inc({ event, transport }, n);
     }
     // Compose what is known, silently: watchers already have these states from before the restart.
     for (const p of this.pubs.all()) this.hub.recompute(p.presentity, p.event, 'restore', true);

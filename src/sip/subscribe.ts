@@ -71,7 +71,8 @@ async function inDialog(ctx: FaceContext, tx: ServerTransaction, d: {
     tx.respond({ status: 500, reason: 'CSeq Out Of Order' });
     return;
   }
-  const decision = await ctx.auth.check(tx, { domain: sub.domain, dialogIdentity: (sub.identity ?? undefined) as SipIdentity | undefined });
+  const dialogIdentity = sub.identity === null ? undefined : (JSON.parse(sub.identity) as SipIdentity);
+  const decision = await ctx.auth.check(tx, { domain: sub.domain, dialogIdentity });
   if (!decision.ok) return;
   if (presence.getSubscription(sub.id) !== sub || ctx.notifier.terminating(sub)) {
     tx.respond({ status: 481, reason: 'Subscription Does Not Exist' });
@@ -168,7 +169,7 @@ async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
     localCseq: 0, remoteCseq: d.cseq, notifyVersion: -1,
     accept: req.headers.get('accept')?.join(', ') ?? null,
     transport: tx.flow.transport, flowId: tx.flow.id, sourceAddress: tx.flow.remoteAddress, sourcePort: tx.flow.remotePort,
-    identity: decision.identity, expires, expiresAt: now + expires * 1000, nodeId: presence.nodeId,
+    identity: JSON.stringify(decision.identity), expires, expiresAt: now + expires * 1000, nodeId: presence.nodeId,
     createdAt: now, updatedAt: now, lastNotifyCseq: 0, lastNotifyReply: 0,
     userAgent: header(req, 'user-agent') ?? null,
   };

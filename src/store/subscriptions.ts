@@ -36,8 +36,8 @@ export interface SubscriptionRecord {
   flowId: string | null;
   sourceAddress: string | null;
   sourcePort: number | null;
-  /** JSON of the SipIdentity that created it; in-dialog requests must come from the same one. */
-  identity: unknown;
+  /** JSON of the SipIdentity that created it (kept as text: compact, parsed only for in-dialog requests). */
+  identity: string | null;
   /** Granted duration in seconds. */
   expires: number;
   expiresAt: number;
@@ -49,34 +49,33 @@ export interface SubscriptionRecord {
   userAgent: string | null;
 }
 
-interface Row {
-  id: string; event: string; event_id: string | null; presentity: string; domain: string; watcher_uri: string;
-  call_id: string; local_tag: string; remote_tag: string; local_uri: string; remote_uri: string; remote_target: string;
-  route_set: string; local_cseq: number; remote_cseq: number; notify_version: number; accept: string | null;
-  transport: string; flow_id: string | null; source_address: string | null; source_port: number | null;
-  identity: string | null; expires: number; expires_at: number; node_id: string; created_at: number;
-  updated_at: number; last_notify_cseq: number; last_notify_reply: number; user_agent: string | null;
-}
-
 const COLUMNS = `id, event, event_id, presentity, domain, watcher_uri, call_id, local_tag, remote_tag, local_uri,
   remote_uri, remote_target, route_set, local_cseq, remote_cseq, notify_version, accept, transport, flow_id,
   source_address, source_port, identity, expires, expires_at, node_id, created_at, updated_at, last_notify_cseq,
   last_notify_reply, user_agent`;
 
-function fromRow(r: Row): SubscriptionRecord {
+/** One row in COLUMNS order; raw (array) rows load several times faster than objects for 100k subscriptions. */
+type RawRow = [
+  string, string, string | null, string, string, string, string, string, string, string,
+  string, string, string, number, number, number, string | null, string, string | null,
+  string | null, number | null, string | null, number, number, string, number, number, number,
+  number, string | null,
+];
+
+function fromRaw(r: RawRow): SubscriptionRecord {
   return {
-    id: r.id, event: r.event as SubscriptionRecord['event'], eventId: r.event_id, presentity: r.presentity,
-    domain: r.domain, watcherUri: r.watcher_uri, callId: r.call_id, localTag: r.local_tag, remoteTag: r.remote_tag,
-    localUri: r.local_uri, remoteUri: r.remote_uri, remoteTarget: r.remote_target,
-    routeSet: r.route_set === '[]' ? [] : (JSON.parse(r.route_set) as string[]),
-    localCseq: r.local_cseq, remoteCseq: r.remote_cseq, notifyVersion: r.notify_version, accept: r.accept,
-    transport: r.transport as SubscriptionTransport, flowId: r.flow_id, sourceAddress: r.source_address,
-    sourcePort: r.source_port, identity: r.identity === null ? null : JSON.parse(r.identity),
-    expires: r.expires, expiresAt: r.expires_at, nodeId: r.node_id, createdAt: r.created_at,
-    updatedAt: r.updated_at, lastNotifyCseq: r.last_notify_cseq, lastNotifyReply: r.last_notify_reply,
-    userAgent: r.user_agent,
+    id: r[0], event: r[1] as SubscriptionRecord['event'], eventId: r[2], presentity: r[3], domain: r[4],
+    watcherUri: r[5], callId: r[6], localTag: r[7], remoteTag: r[8], localUri: r[9], remoteUri: r[10],
+    remoteTarget: r[11], routeSet: r[12] === '[]' ? EMPTY_ROUTE : (JSON.parse(r[12]) as string[]),
+    localCseq: r[13], remoteCseq: r[14], notifyVersion: r[15], accept: r[16],
+    transport: r[17] as SubscriptionTransport, flowId: r[18], sourceAddress: r[19], sourcePort: r[20],
+    identity: r[21], expires: r[22], expiresAt: r[23], nodeId: r[24], createdAt: r[25], updatedAt: r[26],
+    lastNotifyCseq: r[27], lastNotifyReply: r[28], userAgent: r[29],
   };
 }
+
+/** Shared by every subscription without Record-Route (most of them): one array, not 100k. */
+const EMPTY_ROUTE: string[] = [];
 
 export class SubscriptionStore {
   private readonly insertStmt;
@@ -100,7 +99,7 @@ export class SubscriptionStore {
       last_notify_body = ? WHERE id = ?`);
     this.replyStmt = db.prepare('UPDATE subscriptions SET last_notify_reply = ? WHERE id = ?');
     this.deleteStmt = db.prepare('DELETE FROM subscriptions WHERE id = ?');
-    this.allStmt = db.prepare(`SELECT ${COLUMNS} FROM subscriptions`);
+    this.allStmt = db.prepare(`SELECT ${COLUMNS} FROM subscriptions`).raw();
     this.bodyStmt = db.prepare('SELECT last_notify_body AS body FROM subscriptions WHERE id = ?').pluck();
     this.countStmt = db.prepare('SELECT count(*) FROM subscriptions').pluck();
   }
@@ -113,7 +112,7 @@ export class SubscriptionStore {
       route_set: JSON.stringify(s.routeSet), local_cseq: s.localCseq, remote_cseq: s.remoteCseq,
       notify_version: s.notifyVersion, accept: s.accept, transport: s.transport, flow_id: s.flowId,
       source_address: s.sourceAddress, source_port: s.sourcePort,
-      identity: s.identity === null || s.identity === undefined ? null : JSON.stringify(s.identity),
+      identity: s.identity,
       expires: s.expires, expires_at: s.expiresAt, node_id: s.nodeId, created_at: s.createdAt,
       updated_at: s.updatedAt, last_notify_cseq: s.lastNotifyCseq, last_notify_reply: s.lastNotifyReply,
       user_agent: s.userAgent,
@@ -143,7 +142,9 @@ export class SubscriptionStore {
   }
 
   loadAll(): SubscriptionRecord[] {
-    return (this.allStmt.all() as Row[]).map(fromRow);
+    const out: SubscriptionRecord[] = [];
+    for (const r of this.allStmt.iterate() as IterableIterator<RawRow>) out.push(fromRaw(r));
+    return out;
   }
 
   /** The body of the last NOTIFY as committed (the admin API shows it; not kept in memory). */

@@ -12,7 +12,7 @@ function sub(id: string, over: Partial<SubscriptionRecord> = {}): SubscriptionRe
     callId: `call-${id}`, localTag: `lt-${id}`, remoteTag: `rt-${id}`, localUri: `<sip:201@example.com>;tag=lt-${id}`,
     remoteUri: `<sip:100@example.com>;tag=rt-${id}`, remoteTarget: 'sip:100@10.0.0.1:5062', routeSet: ['<sip:p1;lr>', '<sip:p2;lr>'],
     localCseq: 0, remoteCseq: 1, notifyVersion: -1, accept: 'application/dialog-info+xml', transport: 'udp', flowId: 'udp:x',
-    sourceAddress: '127.0.0.1', sourcePort: 5062, identity: { accountId: 'a', realm: 'example.com', username: '100', via: 'digest' },
+    sourceAddress: '127.0.0.1', sourcePort: 5062, identity: JSON.stringify({ accountId: 'a', realm: 'example.com', username: '100', via: 'digest' }),
     expires: 3600, expiresAt: 1_000_000, nodeId: 'n1', createdAt: 1, updatedAt: 1, lastNotifyCseq: 0, lastNotifyReply: 0,
     userAgent: 'Yealink', ...over,
   };
