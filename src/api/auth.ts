@@ -32,7 +32,35 @@ export function requireAccount(deps: ApiDeps): ApiMiddleware {
     const account = deps.directory.getAccount(id);
     if (!account) throw apiErrors.badIdentifier(id);
     if (!deps.directory.isDescendant(id, ctx.state.auth!.accountId)) throw apiErrors.forbidden();
+    if (ctx.state.auth!.method === 'user_auth') checkUserPrivilege(ctx, deps, id);
     ctx.state.account = account;
     await next();
   };
+}
+
+/**
+ * A token from user_auth acts with its user's privilege, looked up now so a demotion takes effect at once. An
+ * `admin` user reaches what an API key does; any other user (Kazoo's priv_level "user") may read its own account,
+ * change its own user document (not its priv_level), and reset or set its own and its devices' lamps.
+ */
+function checkUserPrivilege(ctx: ApiContext, deps: ApiDeps, accountId: string): void {
+  const auth = ctx.state.auth!;
+  const user = auth.ownerId ? deps.directory.getUser(auth.accountId, auth.ownerId) : undefined;
+  if (!user || !user.enabled) throw apiErrors.invalidCredentials();
+  if (user.doc.priv_level === 'admin') return;
+  if (accountId !== auth.accountId) throw apiErrors.forbidden();
+  if (ctx.method === 'GET' || ctx.method === 'HEAD') return;
+  const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute ?? '';
+  const own = ctx.params.userId === user.id;
+  if (route.endsWith('/users/:userId/presence') && own && ctx.method === 'POST') return;
+  if (route.endsWith('/users/:userId') && own && (ctx.method === 'POST' || ctx.method === 'PATCH')) {
+    const data = ctx.state.envelope?.data as Record<string, unknown> | undefined;
+    const wanted = data && typeof data === 'object' ? data.priv_level : undefined;
+    if (wanted === undefined || wanted === user.doc.priv_level) return;
+  }
+  if (/\/devices?\/:deviceId\/presence$/.test(route) && ctx.method === 'POST') {
+    const device = deps.directory.getDevice(auth.accountId, ctx.params.deviceId ?? '');
+    if (device && device.ownerId === user.id) return;
+  }
+  throw apiErrors.forbidden();
 }

@@ -194,3 +194,38 @@ describe('CORS', () => {
     }
   });
 });
+
+describe('user tokens act with the user\'s privilege', () => {
+  it('a priv_level "user" reads, changes itself and its own lamps only; an admin reaches everything', async () => {
+    const mk = async (data: Record<string, unknown>) => (await h.call('PUT', `/v2/accounts/${root.id}/users`, { token: root.token, data })).body.data.id as string;
+    const plainId = await mk({ first_name: 'Pl', last_name: 'Ain', username: 'plain', password: 'plain-pw', presence_id: '7001' });
+    const adminId = await mk({ first_name: 'Ad', last_name: 'Min', username: 'boss', password: 'boss-pw', priv_level: 'admin' });
+    const mine = (await h.call('PUT', `/v2/accounts/${root.id}/devices`, { token: root.token, data: { name: 'Mine', owner_id: plainId, presence_id: '7002' } })).body.data.id as string;
+    const theirs = (await h.call('PUT', `/v2/accounts/${root.id}/devices`, { token: root.token, data: { name: 'Theirs', presence_id: '7003' } })).body.data.id as string;
+    const login = async (u: string, p: string) => (await h.call('PUT', '/v2/user_auth', { data: { credentials: md5(`${u}:${p}`), account_name: 'Root' } })).body.auth_token as string;
+    const plain = await login('plain', 'plain-pw');
+    const admin = await login('boss', 'boss-pw');
+
+    expect((await h.call('GET', `/v2/accounts/${root.id}/presence`, { token: plain })).status).toBe(200);
+    expect((await h.call('PATCH', `/v2/accounts/${root.id}/users/${plainId}`, { token: plain, data: { last_name: 'Ayn' } })).status).toBe(200);
+    expect((await h.call('POST', `/v2/accounts/${root.id}/users/${plainId}/presence`, { token: plain, data: { action: 'reset' } })).status).toBe(200);
+    expect((await h.call('POST', `/v2/accounts/${root.id}/devices/${mine}/presence`, { token: plain, data: { action: 'reset' } })).status).toBe(200);
+    for (const [method, path, data] of [
+      ['PATCH', `/users/${plainId}`, { priv_level: 'admin' }],
+      ['PATCH', `/users/${adminId}`, { last_name: 'X' }],
+      ['POST', `/devices/${theirs}/presence`, { action: 'reset' }],
+      ['POST', '/presence/7003', { action: 'reset' }],
+      ['PUT', '/devices', { name: 'Sneaky' }],
+      ['DELETE', `/users/${adminId}`, {}],
+    ] as const) {
+      const r = await h.call(method, `/v2/accounts/${root.id}${path}`, { token: plain, data });
+      expect(r.status, `${method} ${path}`).toBe(403);
+    }
+    expect((await h.call('GET', `/v2/accounts/${child.id}`, { token: plain })).status).toBe(403);
+    expect((await h.call('POST', `/v2/accounts/${root.id}/presence/7003`, { token: admin, data: { action: 'reset' } })).status).toBe(200);
+    expect((await h.call('GET', `/v2/accounts/${child.id}`, { token: admin })).status).toBe(200);
+    // Demoting the admin takes effect on its existing token.
+    await h.call('PATCH', `/v2/accounts/${root.id}/users/${adminId}`, { token: root.token, data: { priv_level: 'user' } });
+    expect((await h.call('PUT', `/v2/accounts/${root.id}/devices`, { token: admin, data: { name: 'Late' } })).status).toBe(403);
+  });
+});
