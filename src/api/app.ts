@@ -107,6 +107,8 @@ export function buildApi(opts: ApiOptions): Api {
       ctx.status = e.status;
       ctx.body = errorEnvelope(meta(ctx, deps), e);
       if (e.status === 413) ctx.set('Connection', 'close');
+      const retryAfter = (e as ApiError & { retryAfter?: number }).retryAfter;
+      if (retryAfter !== undefined) ctx.set('Retry-After', String(retryAfter));
     }
   });
 

@@ -229,3 +229,24 @@ describe('user tokens act with the user\'s privilege', () => {
     expect((await h.call('PUT', `/v2/accounts/${root.id}/devices`, { token: admin, data: { name: 'Late' } })).status).toBe(403);
   });
 });
+
+describe('login throttle', () => {
+  it('after sip.limits.authFailuresBeforeBlock failures a source gets 429 with Retry-After, even with a good key, until the window passes', async () => {
+    const t = await startApi({ overrides: { sip: { limits: { authFailuresBeforeBlock: 3, authBlockSeconds: 30 } } } });
+    try {
+      const good = await t.account('T', 't.example.com');
+      for (let i = 0; i < 3; i++) expect((await t.call('PUT', '/v2/api_auth', { data: { api_key: 'c'.repeat(64) } })).status).toBe(401);
+      const blocked = await t.call('PUT', '/v2/user_auth', { data: { credentials: md5('x:y'), account_name: 'T' } });
+      expect(blocked.status).toBe(429);
+      expect(blocked.body).toMatchObject({ status: 'error', error: '429', message: 'too_many_requests' });
+      expect(blocked.headers.get('retry-after')).toBe('30');
+      expect((await t.call('PUT', '/v2/api_auth', { data: { api_key: good.apiKey } })).status).toBe(429);
+      // Tokens already issued keep working: only logins are throttled.
+      expect((await t.call('GET', `/v2/accounts/${good.id}`, { token: good.token })).status).toBe(200);
+      t.clock.now += 30_001;
+      expect((await t.call('PUT', '/v2/api_auth', { data: { api_key: good.apiKey } })).status).toBe(201);
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -4,6 +4,7 @@ import { apiErrors, fieldError } from '../envelope.js';
 import { requireAuth } from '../auth.js';
 import { reply, requestDoc, type ApiContext, type ApiDeps, type RouteTable } from '../context.js';
 import { validate } from '../validate.js';
+import { LoginThrottle } from '../throttle.js';
 import type { AccountRecord } from '../../store/directory.js';
 import type { TokenInfo } from '../../store/tokens.js';
 
@@ -23,20 +24,30 @@ function tokenData(account: AccountRecord, info: TokenInfo) {
 }
 
 export function registerAuthRoutes(t: RouteTable, deps: ApiDeps): void {
+  // The SIP brute-force limits (sip.limits.authFailuresBeforeBlock / authBlockSeconds) also guard API logins.
+  const throttle = new LoginThrottle({ maxFailures: deps.config.sip.limits.authFailuresBeforeBlock, blockSeconds: deps.config.sip.limits.authBlockSeconds, now: deps.now });
+  const refuse = (ctx: ApiContext): never => {
+    throttle.failed(ctx.ip);
+    deps.logger.info({ source: ctx.ip, path: ctx.path }, 'API login failed');
+    throw apiErrors.invalidCredentials();
+  };
   t.add({ method: 'put', path: '/v2/api_auth', summary: 'Exchange an account API key for an auth token', tag: 'auth', auth: false, requestSchema: 'api_auth', success: 201 }, async (c) => {
     const ctx = c as ApiContext;
+    throttle.check(ctx.ip);
     const data = requestDoc(ctx);
     validate('api_auth', data);
     const accountId = deps.tokens.accountForApiKey(String(data.api_key));
     const account = accountId ? deps.directory.getAccount(accountId) : undefined;
-    if (!account || !account.enabled) throw apiErrors.invalidCredentials();
-    const { token, info } = deps.tokens.issueToken(account.id, null, 'api_key');
+    if (!account || !account.enabled) refuse(ctx);
+    throttle.succeeded(ctx.ip);
+    const { token, info } = deps.tokens.issueToken(account!.id, null, 'api_key');
     ctx.state.auth = { ...info, token };
-    reply(ctx, deps, tokenData(account, info), { status: 201 });
+    reply(ctx, deps, tokenData(account!, info), { status: 201 });
   });
 
   t.add({ method: 'put', path: '/v2/user_auth', summary: 'Exchange md5("username:password") and an account name or realm for an auth token', tag: 'auth', auth: false, requestSchema: 'user_auth', success: 201 }, async (c) => {
     const ctx = c as ApiContext;
+    throttle.check(ctx.ip);
     const data = requestDoc(ctx);
     validate('user_auth', data);
     const realm = (data.account_realm ?? data.realm) as string | undefined;
@@ -57,12 +68,13 @@ export function registerAuthRoutes(t: RouteTable, deps: ApiDeps): void {
       if (!account.enabled) continue;
       const user = deps.directory.userByCredentials(account.id, String(data.credentials), method);
       if (!user || !user.enabled) continue;
+      throttle.succeeded(ctx.ip);
       const { token, info } = deps.tokens.issueToken(account.id, user.id, 'user_auth');
       ctx.state.auth = { ...info, token };
       reply(ctx, deps, tokenData(account, info), { status: 201 });
       return;
     }
-    throw apiErrors.invalidCredentials();
+    refuse(ctx);
   });
 
   t.add({ method: 'get', path: '/v2/token_auth', summary: 'What the auth token in use grants', tag: 'auth', auth: true }, requireAuth(deps), async (c) => {
