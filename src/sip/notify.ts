@@ -141,17 +141,32 @@ export class Notifier {
     const persisted = rt.transient ? Promise.resolve() : presence.recordNotify(sub, body);
     // The final NOTIFY ends the subscription: gone from memory and disk as it leaves (RFC 6665 §4.2.2).
     const removed = final && !rt.transient ? presence.removeSubscription(sub, final === 'timeout' ? 'timeout' : final) : undefined;
+    let handed = false;
+    const handOver = () => {
+      if (handed) return;
+      handed = true;
+      for (const t of trackers) t.done();
+    };
     persisted.then(() => {
-      if (this.stopped) throw new Error('stopped');
+      if (this.stopped) return null;
       rt.lastSentAt = performance.now();
       // The engine adds Max-Forwards (RFC 3261 §8.1.1.6) and counts metrics.notifySent.
       const pending = engine.sendRequest(spec);
-      for (const t of trackers) t.done();
+      handOver();
       return pending;
     }).then(
-      (outcome) => this.settled(sub, rt, outcome),
+      (outcome) => {
+        handOver();
+        // Shutting down: the engine fails what is in flight; that says nothing about the watcher, so no policy.
+        if (outcome === null || this.stopped) {
+          rt.inFlight = false;
+          return;
+        }
+        this.settled(sub, rt, outcome);
+      },
       (err: unknown) => {
-        for (const t of trackers) t.done();
+        handOver();
+        if (this.stopped) return;
         this.o.logger.error({ subscription: sub.id, err: (err as Error).message }, 'NOTIFY could not be sent');
         this.settled(sub, rt, { status: 500, reason: 'Internal', local: 'transport-error' });
       },

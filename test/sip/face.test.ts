@@ -398,6 +398,18 @@ describe('NOTIFY failure policy', () => {
     expect(h.presence.subscriptionCount).toBe(1);
   });
 
+  it('a NOTIFY failed by the engine during shutdown does not remove the subscription', async () => {
+    const h = await setup();
+    h.engine.answer = () => null;
+    await subscribe(h, {}, { transport: 'tcp', id: 'tcp:9' });
+    const held = await h.engine.waitSent(1);
+    await h.face.stop();
+    held.resolve({ status: 503, reason: 'Stopping', local: 'transport-error' });
+    await tick();
+    expect(h.presence.subscriptionCount).toBe(1);
+    expect(h.db.prepare('SELECT count(*) FROM subscriptions').pluck().get()).toBe(1);
+  });
+
   it('a WebSocket flow that is gone (no-flow) keeps the subscription', async () => {
     const h = await setup();
     h.engine.answer = () => ({ status: 430, reason: 'Flow Failed', local: 'no-flow' });
