@@ -4,6 +4,13 @@ import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from '../../log.js';
 
+/**
+ * Socket buffers asked of the kernel (it caps them at net.core.rmem_max / wmem_max). A NOTIFY fan-out sends
+ * thousands of datagrams in one turn and their 200s arrive while we are still sending; with the default ~200 KiB
+ * the answers overflow the buffer and come back only as Timer E retransmissions.
+ */
+export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+
 export interface UdpTransportOptions {
   address: string;
   port: number;
@@ -30,6 +37,9 @@ export class UdpTransport {
       socket.once('error', onError);
       socket.bind(this.opts.port, this.opts.address, () => {
         socket.off('error', onError);
+        for (const set of [(n: number) => socket.setRecvBufferSize(n), (n: number) => socket.setSendBufferSize(n)]) {
+          try { set(UDP_SOCKET_BUFFER_BYTES); } catch { /* not permitted here: the default buffers still work */ }
+        }
         // After bind, errors (e.g. ICMP port unreachable surfacing as send errors) must never crash the server.
         socket.on('error', (err) => this.opts.logger.warn({ transport: 'udp', err: err.message }, 'UDP socket error'));
         socket.on('message', (msg, rinfo) => this.opts.onDatagram(msg, rinfo.address, rinfo.port, this));
