@@ -33,113 +33,92 @@ function splitDeviceSecret(doc: Json): { doc: Json; password?: string } {
   return { doc: { ...doc, sip: rest }, password: typeof password === 'string' ? password : undefined };
 }
 
-export function registerDirectoryRoutes(t: RouteTable, deps: ApiDeps): void {
+/** What differs between users and devices; the routes are the same shape (Kazoo's cb_users / cb_devices). */
+interface Collection<R extends { id: string; accountId: string; doc: Json; revision: string }> {
+  noun: string;
+  thing: string;
+  tag: string;
+  schema: 'users' | 'devices';
+  idParam: string;
+  listNote?: string;
+  list(accountId: string, p: { pageSize: number; startKey?: string }): { rows: R[]; nextStartKey?: string };
+  get(accountId: string, id: string): R | undefined;
+  create(accountId: string, doc: Json, password?: string): R;
+  update(accountId: string, id: string, doc: Json, password?: string): R;
+  remove(accountId: string, id: string): void;
+  view(r: R): unknown;
+  summary(r: R): unknown;
+  split(doc: Json): { doc: Json; password?: string };
+}
+
+function registerCollection<R extends { id: string; accountId: string; doc: Json; revision: string }>(t: RouteTable, deps: ApiDeps, c: Collection<R>): void {
   const scoped: ApiMiddleware[] = [requireAuth(deps), requireAccount(deps)];
-  const base = '/v2/accounts/:accountId';
-  const dir = deps.directory;
-
-  // ---- users ----
-  t.add({ method: 'get', path: `${base}/users`, summary: 'List users (paginated: page_size, start_key)', tag: 'users', auth: true }, ...scoped, async (c) => {
-    const ctx = c as ApiContext;
-    const p = paging(ctx, deps);
-    const page = dir.listUsers(ctx.state.account!.id, p);
-    reply(ctx, deps, page.rows.map(userSummary), { paging: { page_size: page.rows.length, start_key: p.startKey, next_start_key: page.nextStartKey } });
-  });
-  t.add({ method: 'put', path: `${base}/users`, summary: 'Create a user', tag: 'users', auth: true, requestSchema: 'users', success: 201 }, ...scoped, async (c) => {
-    const ctx = c as ApiContext;
-    const data = requestDoc(ctx);
-    validate('users', data);
-    const { doc, password } = splitUserSecret(data);
-    const u = directoryCall(() => dir.createUser(ctx.state.account!.id, doc, password));
-    reply(ctx, deps, userView(u), { status: 201, revision: u.revision });
-  });
-  const loadUser = (ctx: ApiContext): UserRecord => {
-    const id = idParam(ctx, 'userId');
-    const u = dir.getUser(ctx.state.account!.id, id);
-    if (!u) throw apiErrors.badIdentifier(id);
-    return u;
+  const list = `/v2/accounts/:accountId/${c.noun}`;
+  const one = `${list}/:${c.idParam}`;
+  const note = c.listNote ?? '';
+  const load = (ctx: ApiContext): R => {
+    const id = idParam(ctx, c.idParam);
+    const r = c.get(ctx.state.account!.id, id);
+    if (!r) throw apiErrors.badIdentifier(id);
+    return r;
   };
-  t.add({ method: 'get', path: `${base}/users/:userId`, summary: 'Get a user', tag: 'users', auth: true }, ...scoped, async (c) => {
-    const ctx = c as ApiContext;
-    const u = loadUser(ctx);
-    reply(ctx, deps, userView(u), { revision: u.revision });
-  });
-  t.add({ method: 'post', path: `${base}/users/:userId`, summary: 'Replace a user document', tag: 'users', auth: true, requestSchema: 'users' }, ...scoped, async (c) => {
-    const ctx = c as ApiContext;
-    const u = loadUser(ctx);
-    const data = requestDoc(ctx);
-    validate('users', data);
-    const { doc, password } = splitUserSecret(data);
-    const updated = directoryCall(() => dir.updateUser(u.accountId, u.id, doc, password));
-    reply(ctx, deps, userView(updated), { revision: updated.revision });
-  });
-  t.add({ method: 'patch', path: `${base}/users/:userId`, summary: 'Change some fields of a user', tag: 'users', auth: true, requestSchema: 'users' }, ...scoped, async (c) => {
-    const ctx = c as ApiContext;
-    const u = loadUser(ctx);
-    const merged = mergePatch(u.doc, requestDoc(ctx));
-    validate('users', merged);
-    const { doc, password } = splitUserSecret(merged);
-    const updated = directoryCall(() => dir.updateUser(u.accountId, u.id, doc, password));
-    reply(ctx, deps, userView(updated), { revision: updated.revision });
-  });
-  t.add({ method: 'delete', path: `${base}/users/:userId`, summary: 'Delete a user (its devices stay, without an owner)', tag: 'users', auth: true }, ...scoped, async (c) => {
-    const ctx = c as ApiContext;
-    const u = loadUser(ctx);
-    dir.deleteUser(u.accountId, u.id);
-    reply(ctx, deps, userView(u));
-  });
+  const save = (ctx: ApiContext, data: Json, existing?: R): R => {
+    validate(c.schema, data);
+    const { doc, password } = c.split(data);
+    return directoryCall(() => (existing ? c.update(existing.accountId, existing.id, doc, password) : c.create(ctx.state.account!.id, doc, password)));
+  };
 
-  // ---- devices (and the singular alias) ----
-  for (const noun of ['devices', 'device'] as const) {
-    const alias = noun === 'device' ? ' (alias of /devices)' : '';
-    const loadDevice = (ctx: ApiContext): DeviceRecord => {
-      const id = idParam(ctx, 'deviceId');
-      const d = dir.getDevice(ctx.state.account!.id, id);
-      if (!d) throw apiErrors.badIdentifier(id);
-      return d;
-    };
-    t.add({ method: 'get', path: `${base}/${noun}`, summary: `List devices (paginated: page_size, start_key)${alias}`, tag: 'devices', auth: true }, ...scoped, async (c) => {
-      const ctx = c as ApiContext;
-      const p = paging(ctx, deps);
-      const page = dir.listDevices(ctx.state.account!.id, p);
-      reply(ctx, deps, page.rows.map(deviceSummary), { paging: { page_size: page.rows.length, start_key: p.startKey, next_start_key: page.nextStartKey } });
-    });
-    t.add({ method: 'put', path: `${base}/${noun}`, summary: `Create a device${alias}`, tag: 'devices', auth: true, requestSchema: 'devices', success: 201 }, ...scoped, async (c) => {
-      const ctx = c as ApiContext;
-      const data = requestDoc(ctx);
-      validate('devices', data);
-      const { doc, password } = splitDeviceSecret(data);
-      const d = directoryCall(() => dir.createDevice(ctx.state.account!.id, doc, password));
-      reply(ctx, deps, deviceView(d), { status: 201, revision: d.revision });
-    });
-    t.add({ method: 'get', path: `${base}/${noun}/:deviceId`, summary: `Get a device${alias}`, tag: 'devices', auth: true }, ...scoped, async (c) => {
-      const ctx = c as ApiContext;
-      const d = loadDevice(ctx);
-      reply(ctx, deps, deviceView(d), { revision: d.revision });
-    });
-    t.add({ method: 'post', path: `${base}/${noun}/:deviceId`, summary: `Replace a device document${alias}`, tag: 'devices', auth: true, requestSchema: 'devices' }, ...scoped, async (c) => {
-      const ctx = c as ApiContext;
-      const d = loadDevice(ctx);
-      const data = requestDoc(ctx);
-      validate('devices', data);
-      const { doc, password } = splitDeviceSecret(data);
-      const updated = directoryCall(() => dir.updateDevice(d.accountId, d.id, doc, password));
-      reply(ctx, deps, deviceView(updated), { revision: updated.revision });
-    });
-    t.add({ method: 'patch', path: `${base}/${noun}/:deviceId`, summary: `Change some fields of a device${alias}`, tag: 'devices', auth: true, requestSchema: 'devices' }, ...scoped, async (c) => {
-      const ctx = c as ApiContext;
-      const d = loadDevice(ctx);
-      const merged = mergePatch(d.doc, requestDoc(ctx));
-      validate('devices', merged);
-      const { doc, password } = splitDeviceSecret(merged);
-      const updated = directoryCall(() => dir.updateDevice(d.accountId, d.id, doc, password));
-      reply(ctx, deps, deviceView(updated), { revision: updated.revision });
-    });
-    t.add({ method: 'delete', path: `${base}/${noun}/:deviceId`, summary: `Delete a device${alias}`, tag: 'devices', auth: true }, ...scoped, async (c) => {
-      const ctx = c as ApiContext;
-      const d = loadDevice(ctx);
-      dir.deleteDevice(d.accountId, d.id);
-      reply(ctx, deps, deviceView(d));
+  t.add({ method: 'get', path: list, summary: `List ${c.thing}s (paginated: page_size, start_key)${note}`, tag: c.tag, auth: true }, ...scoped, async (x) => {
+    const ctx = x as ApiContext;
+    const p = paging(ctx, deps);
+    const page = c.list(ctx.state.account!.id, p);
+    reply(ctx, deps, page.rows.map(c.summary), { paging: { page_size: page.rows.length, start_key: p.startKey, next_start_key: page.nextStartKey } });
+  });
+  t.add({ method: 'put', path: list, summary: `Create a ${c.thing}${note}`, tag: c.tag, auth: true, requestSchema: c.schema, success: 201 }, ...scoped, async (x) => {
+    const ctx = x as ApiContext;
+    const r = save(ctx, requestDoc(ctx));
+    reply(ctx, deps, c.view(r), { status: 201, revision: r.revision });
+  });
+  t.add({ method: 'get', path: one, summary: `Get a ${c.thing}${note}`, tag: c.tag, auth: true }, ...scoped, async (x) => {
+    const ctx = x as ApiContext;
+    const r = load(ctx);
+    reply(ctx, deps, c.view(r), { revision: r.revision });
+  });
+  t.add({ method: 'post', path: one, summary: `Replace a ${c.thing} document${note}`, tag: c.tag, auth: true, requestSchema: c.schema }, ...scoped, async (x) => {
+    const ctx = x as ApiContext;
+    const r = save(ctx, requestDoc(ctx), load(ctx));
+    reply(ctx, deps, c.view(r), { revision: r.revision });
+  });
+  t.add({ method: 'patch', path: one, summary: `Change some fields of a ${c.thing}${note}`, tag: c.tag, auth: true, requestSchema: c.schema }, ...scoped, async (x) => {
+    const ctx = x as ApiContext;
+    const cur = load(ctx);
+    const r = save(ctx, mergePatch(cur.doc, requestDoc(ctx)), cur);
+    reply(ctx, deps, c.view(r), { revision: r.revision });
+  });
+  t.add({ method: 'delete', path: one, summary: `Delete a ${c.thing}${note}`, tag: c.tag, auth: true }, ...scoped, async (x) => {
+    const ctx = x as ApiContext;
+    const r = load(ctx);
+    c.remove(r.accountId, r.id);
+    reply(ctx, deps, c.view(r));
+  });
+}
+
+export function registerDirectoryRoutes(t: RouteTable, deps: ApiDeps): void {
+  const dir = deps.directory;
+  registerCollection<UserRecord>(t, deps, {
+    noun: 'users', thing: 'user', tag: 'users', schema: 'users', idParam: 'userId',
+    list: (a, p) => dir.listUsers(a, p), get: (a, id) => dir.getUser(a, id),
+    create: (a, doc, pw) => dir.createUser(a, doc, pw), update: (a, id, doc, pw) => dir.updateUser(a, id, doc, pw),
+    remove: (a, id) => { dir.deleteUser(a, id); },
+    view: userView, summary: userSummary, split: splitUserSecret,
+  });
+  for (const noun of ['devices', 'device']) {
+    registerCollection<DeviceRecord>(t, deps, {
+      noun, thing: 'device', tag: 'devices', schema: 'devices', idParam: 'deviceId', listNote: noun === 'device' ? ' (alias of /devices)' : undefined,
+      list: (a, p) => dir.listDevices(a, p), get: (a, id) => dir.getDevice(a, id),
+      create: (a, doc, pw) => dir.createDevice(a, doc, pw), update: (a, id, doc, pw) => dir.updateDevice(a, id, doc, pw),
+      remove: (a, id) => { dir.deleteDevice(a, id); },
+      view: deviceView, summary: deviceSummary, split: splitDeviceSecret,
     });
   }
 }
