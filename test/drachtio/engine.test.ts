@@ -105,6 +105,22 @@ describe('drachtio engine', () => {
     expect(f.sip!.split('\r\n')[0]).toBe('SIP/2.0 481 Subscription Does Not Exist');
   });
 
+  it('sends repeated headers (two WWW-Authenticate challenges) as separate lines, never comma-folded', async () => {
+    const { txs } = await startEngine();
+    const txnId = fake.deliver(SUBSCRIBE());
+    await until(() => txs.length === 1);
+    txs[0]!.respond({ status: 401, reason: 'Unauthorized', toTag: 't401', headers: [
+      ['WWW-Authenticate', 'Digest realm="example.test", nonce="n1", algorithm=SHA-256, qop="auth"'],
+      ['WWW-Authenticate', 'Digest realm="example.test", nonce="n1", algorithm=MD5, qop="auth"'],
+    ] });
+    const f = await fake.waitFrame((x) => x.type === 'sip' && x.tokens[0] === txnId);
+    const lines = f.sip!.split('\r\n').filter((l) => /^www-authenticate:/i.test(l));
+    expect(lines).toEqual([
+      'www-authenticate: Digest realm="example.test", nonce="n1", algorithm=SHA-256, qop="auth"',
+      'WWW-Authenticate: Digest realm="example.test", nonce="n1", algorithm=MD5, qop="auth"',
+    ]);
+  });
+
   it('answers 500 when the core throws, and counts requests and responses', async () => {
     await startEngine();
     engine!.onRequest(() => { throw new Error('boom'); });

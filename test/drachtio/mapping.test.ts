@@ -125,7 +125,7 @@ describe('ResponseSpec → res.send', () => {
     }, request);
     expect(call.status).toBe(200);
     expect(call.reason).toBeUndefined();
-    expect(call.opts.headers).toEqual({ Expires: '600', Contact: '<sip:10.0.0.1:5060>', 'Allow-Events': 'dialog, presence', To: '<sip:201@example.test>;tag=ourtag1' });
+    expect(call.opts.headers).toEqual({ Expires: '600', Contact: '<sip:10.0.0.1:5060>', 'Allow-Events': 'dialog\r\nAllow-Events: presence', To: '<sip:201@example.test>;tag=ourtag1' });
     expect(Object.keys(call.opts.headers!)).toEqual(['Expires', 'Contact', 'Allow-Events', 'To']);
     expect(call.opts.body).toBeUndefined();
   });

@@ -153,10 +153,13 @@ export function tagOf(nameAddr: string | undefined): string | undefined {
 function headerRecord(list: Array<[string, string]> | undefined, into: Record<string, string> = {}): Record<string, string> {
   const lowerSeen = new Map<string, string>();
   for (const k of Object.keys(into)) lowerSeen.set(k.toLowerCase(), k);
-  for (const [name, value] of list ?? []) {
+  for (const [name, raw] of list ?? []) {
+    const value = raw.replace(/[\r\n]+/g, ' '); // a CR/LF inside a value would inject header lines
     const existing = lowerSeen.get(name.toLowerCase());
-    // drachtio-srf writes one line per key; repeated headers become one comma list (RFC 3261 §7.3.1).
-    if (existing !== undefined) into[existing] = `${into[existing]}, ${value}`;
+    // drachtio-srf writes one `name: value` line per key. A repeated header goes out as further lines inside the
+    // value: WWW-Authenticate and friends must not be folded into a comma list (RFC 3261 §7.3.1), and
+    // drachtio-server splits the header block into lines before it parses them (makeTags → splitLines).
+    if (existing !== undefined) into[existing] = `${into[existing]}\r\n${name}: ${value}`;
     else {
       into[name] = value;
       lowerSeen.set(name.toLowerCase(), name);
