@@ -5,7 +5,7 @@
 // - Only the header section is decoded (UTF-8); the body stays bytes, taken as exactly Content-Length BYTES
 //   (RFC 3261 §20.14). Bytes past Content-Length in a datagram are discarded (§18.3); a Content-Length larger
 //   than what arrived is an error; no Content-Length on a datagram means the rest of it (§18.3, §20.14).
-//   The body is a view into the input buffer (no copy).
+//   The body is copied out, so nothing keeps the input buffer alive after the parse.
 // - Header values stay strings; structured values are parsed lazily by the callers with headers.ts. The parser
 //   itself checks only what every caller needs: the start line, the mandatory headers, CSeq and Content-Length.
 // - Header names are lower-cased and compact forms mapped to full names (§7.3.3, RFC 6665 §8.4 for o/u).
@@ -178,7 +178,7 @@ function addHeader(headers: HeaderMap, name: string, value: string): void {
     list = [];
     headers.set(name, list);
   }
-  if (MULTI_VALUE.has(name) && value.indexOf(',') !== -1) {
+  if (value.indexOf(',') !== -1 && MULTI_VALUE.has(name)) {
     for (const v of splitTopLevelCommas(value)) list.push(v);
   } else {
     list.push(value);
@@ -187,12 +187,10 @@ function addHeader(headers: HeaderMap, name: string, value: string): void {
 
 /** Strip SP/HTAB (SIP LWS) at both ends. Not String.prototype.trim: that also eats U+FEFF and other Unicode
  * spaces, which are data in a UTF-8 header value (RFC 4475 §3.1.1.2). */
-function trimWs(s: string): string {
-  let a = 0;
-  let b = s.length;
+function trimRange(s: string, a: number, b: number): string {
   while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++;
   while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--;
-  return a === 0 && b === s.length ? s : s.slice(a, b);
+  return s.slice(a, b);
 }
 
 /**
@@ -282,20 +280,22 @@ function parseUnsafe(buf: Buffer, limits: ParseLimits): ParseResult {
   let lastValue = '';
   const hlen = head.length;
   while (pos < hlen) {
+    // Work on indexes into the header section: no substring per line, only the name and the value.
     lineEnd = head.indexOf('\n', pos);
     if (lineEnd === -1) lineEnd = hlen;
-    let line = head.slice(pos, lineEnd);
+    const ls = pos;
+    let le = lineEnd;
     pos = lineEnd + 1;
-    if (line.charCodeAt(line.length - 1) === 0x0d) line = line.slice(0, -1);
-    if (line.length === 0) continue;
-    const c0 = line.charCodeAt(0);
+    if (le > ls && head.charCodeAt(le - 1) === 0x0d) le--;
+    if (le === ls) continue;
+    const c0 = head.charCodeAt(ls);
     if (c0 === 0x20 || c0 === 0x09) {
       // folded continuation line (RFC 3261 §7.3.1)
       if (lastName === undefined) {
         error ??= 'Bad Header Folding';
         continue;
       }
-      const more = trimWs(line);
+      const more = trimRange(head, ls, le);
       if (more.length > 0) lastValue = lastValue.length === 0 ? more : lastValue + ' ' + more;
       continue;
     }
@@ -308,20 +308,20 @@ function parseUnsafe(buf: Buffer, limits: ParseLimits): ParseResult {
       }
       break;
     }
-    const colon = line.indexOf(':');
-    if (colon <= 0) {
+    const colon = head.indexOf(':', ls);
+    if (colon === -1 || colon >= le || colon === ls) {
       error ??= 'Malformed Header Line';
       continue;
     }
     let ne = colon;
-    while (ne > 0 && (line.charCodeAt(ne - 1) === 0x20 || line.charCodeAt(ne - 1) === 0x09)) ne--;
-    const name = normalizeHeaderName(line.slice(0, ne));
+    while (ne > ls && (head.charCodeAt(ne - 1) === 0x20 || head.charCodeAt(ne - 1) === 0x09)) ne--;
+    const name = normalizeHeaderName(head.slice(ls, ne));
     if (name === null) {
       error ??= 'Malformed Header Name';
       continue;
     }
     lastName = name;
-    lastValue = trimWs(line.slice(colon + 1));
+    lastValue = trimRange(head, colon + 1, le);
   }
   if (lastName !== undefined) addHeader(headers, lastName, lastValue);
 
@@ -339,7 +339,8 @@ function parseUnsafe(buf: Buffer, limits: ParseLimits): ParseResult {
       else if (n > avail) error = 'Content-Length Too Large';
       else len = n;
     }
-    if (error === undefined && len > 0) msg.body = buf.subarray(bodyStart, bodyStart + len);
+    // A copy, not a view: a small body must not keep a whole datagram or TCP read buffer alive.
+    if (error === undefined && len > 0) msg.body = Buffer.from(buf.subarray(bodyStart, bodyStart + len));
   }
 
   if (error !== undefined) return fail(error, status, msg.kind === 'request' ? msg : undefined);
