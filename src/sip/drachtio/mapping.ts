@@ -182,7 +182,10 @@ export interface ResponseCall {
  *    wire and the core's stored tag stays right. The engine checks the echo and logs if a server ever differs.
  *  - Expires, Contact and the rest are the core's, passed through in order. drachtio-server adds its own Contact to
  *    a 2xx to SUBSCRIBE only when none is given (searchForHeader(siptag_contact_str)).
- *  - Via, From, To, Call-ID, CSeq and Content-Length are drachtio's (copied from the request / computed by sofia). */
+ *  - Via, From, To, Call-ID, CSeq and Content-Length are drachtio's (copied from the request / computed by sofia).
+ *    drachtio-srf writes Content-Length as the body's character count, which is wrong for UTF-8, but
+ *    drachtio-server drops an app's Content-Length (an "immutable" header in makeTags) and sofia recomputes it
+ *    from the payload; the frame itself is length-prefixed in bytes, so the body arrives whole. */
 export function responseCall(spec: ResponseSpec, request: SipRequest): ResponseCall {
   const skip = new Set(['via', 'from', 'to', 'call-id', 'cseq', 'content-length', 'l', 'v', 'f', 't', 'i']);
   const headers = headerRecord((spec.headers ?? []).filter(([n]) => !skip.has(n.toLowerCase())));
