@@ -1,7 +1,7 @@
 // Parser and serializer micro-benchmark (issue 6): messages per second on a mix of a real-looking Yealink
 // SUBSCRIBE, a NOTIFY with a dialog-info body, a compact-form PUBLISH and a 200 OK.
 // Run: npx tsx bench/parser.ts [--n 200000] [--runs 5]
-// Prints a markdown table with the median of the runs.
+// Prints a markdown table with the median of the runs, then one JSON line for bench/run.ts.
 import { cpus, loadavg } from 'node:os';
 import { parseMessage } from '../src/sip/stack/parser.js';
 import { serializeMessage } from '../src/sip/stack/serializer.js';
@@ -114,12 +114,14 @@ function main(): void {
     ['parse+serialize', (i) => { const r = parseMessage(inputs[i & 3]!); if (r.ok) sink += serializeMessage(r.message).length; }],
   ];
   const rows: string[] = [];
+  const medians: Record<string, number> = {};
   const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
   for (const [name, fn] of cases) {
     const rates: number[] = [];
     // interleave nothing: each operation gets its runs back to back, so the JIT state is the same for all
     for (let r = 0; r < runs; r++) rates.push(time(fn));
     const m = median(rates);
+    medians[name] = Math.round(m);
     rows.push(`| ${name} | ${fmt(m)} | ${(1e6 / m).toFixed(2)} | ${fmt(Math.max(...rates))} |`);
   }
   const load = loadavg()[0]!.toFixed(2);
@@ -129,6 +131,12 @@ function main(): void {
   console.log('|---|---:|---:|---:|');
   for (const r of rows) console.log(r);
   if (sink === 0) console.log('(nothing measured)');
+  // One JSON line for bench/run.ts (bench/lib/parser-bench.ts reads messagesPerSecond = the parse median).
+  console.log(JSON.stringify({
+    messagesPerSecond: medians.parse,
+    serializePerSecond: medians.serialize,
+    parseSerializePerSecond: medians['parse+serialize'],
+  }));
 }
 
 main();
