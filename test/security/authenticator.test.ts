@@ -280,6 +280,22 @@ describe('DigestAuthenticator', () => {
     expect(attempt('s3cret-100', 40)).toBeUndefined(); // accepted: nothing answered
   });
 
+  it('counts an IPv6 attacker per /64, so rotating addresses does not escape the block', () => {
+    build({ failures: 3 });
+    const nonce = challenge(URI, '2001:db8:7:7::1')[0]!.nonce!;
+    for (let i = 1; i <= 3; i++) {
+      const tx = fakeTx({ uri: URI, source: `2001:db8:7:7::${i}`, authorization: [authorize({ alg: 'MD5', username: '100', realm: ACME, password: 'x', nonce, uri: URI, nc: i })] });
+      auth.check(tx, { domain: ACME });
+      expect(tx.answers[0]!.status).toBe(401);
+    }
+    const rotated = fakeTx({ uri: URI, source: '2001:db8:7:7:abcd::99' });
+    auth.check(rotated, { domain: ACME });
+    expect(rotated.answers[0]!.status).toBe(403);
+    const neighbour = fakeTx({ uri: URI, source: '2001:db8:7:8::1' });
+    auth.check(neighbour, { domain: ACME });
+    expect(neighbour.answers[0]!.status).toBe(401);
+  });
+
   it('never logs a digest response, a password or an HA1', () => {
     const nonce = challenge()[0]!.nonce!;
     const header = authorize({ alg: 'MD5', username: '100', realm: ACME, password: 'wrong-pw', nonce, uri: URI });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CidrList, parseAddress } from '../../src/sip/auth/cidr.js';
+import { CidrList, parseAddress, throttleKey } from '../../src/sip/auth/cidr.js';
 
 describe('CidrList (trusted publishers)', () => {
   it('matches IPv4 addresses and blocks', () => {
@@ -42,5 +42,12 @@ describe('CidrList (trusted publishers)', () => {
   it('never matches something that is not an address', () => {
     expect(new CidrList(['0.0.0.0/0']).contains('not-an-ip')).toBe(false);
     expect(parseAddress('')).toBeUndefined();
+  });
+
+  it('counts back-off per IPv4 address and per IPv6 /64', () => {
+    expect(throttleKey('192.0.2.1')).toBe('192.0.2.1');
+    expect(throttleKey('::ffff:192.0.2.1')).toBe('192.0.2.1');
+    expect(throttleKey('2001:db8:1:2::1')).toBe(throttleKey('2001:db8:1:2:ffff:ffff:ffff:ffff'));
+    expect(throttleKey('2001:db8:1:2::1')).not.toBe(throttleKey('2001:db8:1:3::1'));
   });
 });

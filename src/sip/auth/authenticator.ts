@@ -18,7 +18,7 @@ import type { AuthDecision, SipAuthenticator, SipIdentity } from './types.js';
 import { challenge, digestHash, digestResponse, OFFERED_ALGORITHMS, parseAlgorithm, parseDigestCredentials, type DigestAlgorithm } from './digest.js';
 import { NonceService } from './nonce.js';
 import { AuthThrottle } from './throttle.js';
-import { CidrList } from './cidr.js';
+import { CidrList, throttleKey } from './cidr.js';
 
 /** The part of src/store/directory.ts the authenticator reads. */
 export interface DirectoryLookup {
@@ -67,7 +67,7 @@ export class DigestAuthenticator implements SipAuthenticator {
     if (method === 'PUBLISH' && this.opts.trustedPublishers.contains(source)) {
       return { ok: true, identity: { accountId: null, realm: null, username: null, via: 'trusted' } };
     }
-    if (this.opts.throttle.isBlocked(source)) {
+    if (this.opts.throttle.isBlocked(throttleKey(source))) {
       this.opts.metrics.authFailures.inc({ reason: 'blocked' });
       tx.respond({ status: 403, reason: 'Forbidden', toTag: this.tag() });
       return { ok: false };
@@ -159,7 +159,7 @@ export class DigestAuthenticator implements SipAuthenticator {
   private fail(source: string, reason: FailureReason, username: string | undefined): void {
     this.opts.metrics.authFailures.inc({ reason });
     this.opts.logger.debug({ source, reason, username }, 'SIP authentication failed');
-    if (this.opts.throttle.recordFailure(source)) {
+    if (this.opts.throttle.recordFailure(throttleKey(source))) {
       this.opts.logger.warn({ source, reason }, 'too many failed SIP authentications: source blocked for the back-off window');
     }
   }

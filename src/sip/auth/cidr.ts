@@ -84,3 +84,21 @@ export class CidrList {
     return false;
   }
 }
+
+/** An IPv6 host usually owns a whole /64 (RFC 4291 §2.5.4), so back-off counts per /64, not per address. */
+export const IPV6_THROTTLE_PREFIX = 64;
+
+/**
+ * The key brute-force back-off counts failures under: the IPv4 address itself (also when it arrives IPv4-mapped),
+ * or the /64 of an IPv6 address, so an attacker cannot escape a block by rotating through its own prefix.
+ */
+export function throttleKey(ip: string): string {
+  const a = parseAddress(ip);
+  if (!a) return ip;
+  if (a.family === 4) {
+    const v = a.value;
+    return `${v >> 24n}.${(v >> 16n) & 255n}.${(v >> 8n) & 255n}.${v & 255n}`;
+  }
+  const shift = BigInt(128 - IPV6_THROTTLE_PREFIX);
+  return `${((a.value >> shift) << shift).toString(16).padStart(32, '0')}/${IPV6_THROTTLE_PREFIX}`;
+}
