@@ -62,6 +62,8 @@ describe('parseMessage: start line', () => {
     ['SIP/2.0 700 High', 'Bad Status Code'],
     ['SIP/2.0 2x0 OK', 'Bad Status Code'],
     ['SIP/2.0 1000 OK', 'Bad Status Code'],
+    ['SIP/2.0 1e2 OK', 'Bad Status Code'],
+    ['SIP/2.0 +20 OK', 'Bad Status Code'],
     ['SIP/3.0 200 OK', 'Version Not Supported'],
   ])('refuses the status line %j', (line, reason) => {
     const r = err(parseMessage(Buffer.from(`${line}\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@h>\r\nTo: <sip:b@h>\r\nCall-ID: x\r\nCSeq: 1 NOTIFY\r\n\r\n`)));

@@ -243,9 +243,12 @@ function parseUnsafe(buf: Buffer, limits: ParseLimits): ParseResult {
     // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (RFC 3261 §7.2). A missing SP before an empty
     // Reason-Phrase is tolerated (RFC 4475 §3.1.1.13 "noreason" is the valid form with the SP).
     if (!isVersion(a)) return fail('Version Not Supported', 505);
-    if (b.length !== 3) return fail('Bad Status Code');
-    const code = Number(b);
-    if (!Number.isInteger(code) || code < 100 || code > 699) return fail('Bad Status Code');
+    // Status-Code = 3DIGIT, 100-699 (RFC 3261 §7.2, §21; RFC 4475 §3.1.2.19 "bigcode")
+    const d0 = b.charCodeAt(0) - 0x30;
+    const d1 = b.charCodeAt(1) - 0x30;
+    const d2 = b.charCodeAt(2) - 0x30;
+    if (b.length !== 3 || d0 < 1 || d0 > 6 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return fail('Bad Status Code');
+    const code = d0 * 100 + d1 * 10 + d2;
     for (let i = 0; i < c.length; i++) {
       const ch = c.charCodeAt(i);
       if (ch < 0x20 && ch !== 0x09) return fail('Bad Reason Phrase');
