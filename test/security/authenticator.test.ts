@@ -243,6 +243,9 @@ describe('DigestAuthenticator', () => {
     const outside = fakeTx({ method: 'PUBLISH', uri: URI, source: '10.21.0.1' });
     expect(auth.check(outside, { domain: ACME }).ok).toBe(false);
     expect(outside.answers[0]!.status).toBe(401);
+    const unserved = fakeTx({ method: 'PUBLISH', uri: 'sip:1@nowhere.example', source: '10.20.3.4' });
+    expect(auth.check(unserved, { domain: 'nowhere.example' }).ok).toBe(false);
+    expect(unserved.answers[0]!.status).toBe(404);
     const sub = fakeTx({ method: 'SUBSCRIBE', uri: URI, source: '10.20.3.4' });
     expect(auth.check(sub, { domain: ACME }).ok).toBe(false);
     expect(sub.answers[0]!.status).toBe(401);

@@ -1,9 +1,9 @@
 // SIP digest authentication and authorization for SUBSCRIBE and PUBLISH (RFC 3261 §22, RFC 7616, RFC 8760).
 //
 // Order of the checks, cheapest and least revealing first:
-//   1. PUBLISH from a trusted source (config.sip.trustedPublishers) passes without a challenge.
-//   2. A source in brute-force back-off gets 403 at once, before any directory lookup.
-//   3. A domain that is not an enabled account realm gets 404: we serve no presentities there.
+//   1. A source in brute-force back-off gets 403 at once, before any directory lookup (trusted publishers aside).
+//   2. A domain that is not an enabled account realm gets 404: we serve no presentities there.
+//   3. PUBLISH from a trusted source (config.sip.trustedPublishers) passes without a challenge.
 //   4. Credentials, when present, are verified (stale nonce -> 401 stale=true; anything else wrong -> a fresh 401,
 //      the same for an unknown user and a wrong password, both after one HA1 comparison).
 //   5. Without credentials, a device registered by source address (sip.method "ip") is matched; else 401.
@@ -64,10 +64,8 @@ export class DigestAuthenticator implements SipAuthenticator {
     const method = tx.request.method;
     const domain = ctx.domain.toLowerCase();
 
-    if (method === 'PUBLISH' && this.opts.trustedPublishers.contains(source)) {
-      return { ok: true, identity: { accountId: null, realm: null, username: null, via: 'trusted' } };
-    }
-    if (this.opts.throttle.isBlocked(throttleKey(source))) {
+    const trusted = method === 'PUBLISH' && this.opts.trustedPublishers.contains(source);
+    if (!trusted && this.opts.throttle.isBlocked(throttleKey(source))) {
       this.opts.metrics.authFailures.inc({ reason: 'blocked' });
       tx.respond({ status: 403, reason: 'Forbidden', toTag: this.tag() });
       return { ok: false };
@@ -76,6 +74,7 @@ export class DigestAuthenticator implements SipAuthenticator {
       tx.respond({ status: 404, reason: 'Not Found', toTag: this.tag() });
       return { ok: false };
     }
+    if (trusted) return { ok: true, identity: { accountId: null, realm: null, username: null, via: 'trusted' } };
 
     let identity: SipIdentity | undefined;
     const credentials = headerAll(tx.request, 'authorization');
