@@ -188,12 +188,12 @@ describe('drachtio engine', () => {
     expect(engine!.listening()).toHaveLength(2);
   });
 
-  it('fails a NOTIFY with a local timeout when the connection stays down', async () => {
+  it('fails a NOTIFY as no-flow (subscription kept) when the connection stays down', async () => {
     await startEngine({ disconnectedWaitMs: 100 });
     fake.mode = 'drop';
     fake.dropAll();
     await until(() => !engine!.isReady(), 3000, 'unready');
-    expect(await engine!.sendRequest(NOTIFY)).toEqual({ status: 408, reason: 'drachtio-server not connected', local: 'timeout' });
+    expect(await engine!.sendRequest(NOTIFY)).toEqual({ status: 503, reason: 'drachtio-server not connected', local: 'no-flow' });
   });
 
   it('start() resolves unready when no drachtio-server answers, and becomes ready when one appears', async () => {

@@ -9,7 +9,7 @@
 //   drachtio-server no longer holds that dialog (it restarted) as a stateless request with explicit From, To,
 //   Call-ID (see mapping.ts statelessRequestCall for what drachtio keeps and what it rewrites).
 // - The connection is ours to keep up (connection.ts); isReady() is false while it is down, and NOTIFYs sent
-//   meanwhile wait for the reconnect (bounded) instead of failing the subscription at once.
+//   meanwhile wait for the reconnect (bounded), then fail as 'no-flow' so the subscription is kept.
 import type { Config } from '../../config.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
@@ -45,6 +45,8 @@ export interface DrachtioEngineOptions {
   createSrf?: () => SrfInstance;
   limits?: Partial<typeof DRACHTIO_DEFAULTS>;
 }
+
+const notConnected = (): RequestOutcome => ({ status: 503, reason: 'drachtio-server not connected', local: 'no-flow' });
 
 export function createDrachtioEngine(opts: DrachtioEngineOptions): SipEngine {
   return new DrachtioEngine(opts);
@@ -193,12 +195,12 @@ class DrachtioEngine implements SipEngine {
     this.inFlight++;
     try {
       if (this.conn.state !== 'connected') {
-        if (this.waitingForConnection >= this.opts.config.sip.limits.maxPendingRequests) {
-          return { status: 503, reason: 'drachtio-server not connected', local: 'transport-error' };
-        }
+        // 'no-flow': the path to the watcher is down, which says nothing about the watcher, so the core keeps the
+        // subscription (its failure policy would remove it after a few failures during a long outage).
+        if (this.waitingForConnection >= this.opts.config.sip.limits.maxPendingRequests) return notConnected();
         this.waitingForConnection++;
         const ok = await this.conn.waitConnected(this.limits.disconnectedWaitMs).finally(() => { this.waitingForConnection--; });
-        if (!ok) return { status: 408, reason: 'drachtio-server not connected', local: 'timeout' };
+        if (!ok) return notConnected();
       }
       const inDialog = inDialogRequestCall(spec);
       if (inDialog) {
@@ -218,7 +220,7 @@ class DrachtioEngine implements SipEngine {
 
   private requestOnce(call: RequestCall): Promise<{ kind: 'done'; outcome: RequestOutcome } | { kind: 'no-dialog' }> {
     const srf = this.conn.connected?.srf;
-    if (!srf) return Promise.resolve({ kind: 'done', outcome: { status: 503, reason: 'drachtio-server not connected', local: 'transport-error' } });
+    if (!srf) return Promise.resolve({ kind: 'done', outcome: notConnected() });
     return new Promise((resolve) => {
       let settled = false;
       const finish = (r: { kind: 'done'; outcome: RequestOutcome } | { kind: 'no-dialog' }) => {
