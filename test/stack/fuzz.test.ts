@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { canAnswer, parseMessage, type ParseLimits, type ParseResult } from '../../src/sip/stack/parser.js';
 import { serializeMessage } from '../../src/sip/stack/serializer.js';
 import { StreamFramer } from '../../src/sip/stack/framer.js';
+import * as H from '../../src/sip/stack/headers.js';
 import { isValidNameAddr, isValidVia, parseCSeq } from '../../src/sip/stack/headers.js';
 
 const CASES = Number(process.env.FUZZ_CASES ?? 100_000);
@@ -286,4 +287,35 @@ describe('fuzz', () => {
       expect(framedBytes).toBeLessThanOrEqual(stream.length);
     }
   }, 120_000);
+
+  it('header-value parsers never throw and keep their promises on random input', () => {
+    const rand = mulberry32(SEED ^ 0x4ead);
+    const pieces = [...INTERESTING, 'sip:', 'sips:', 'tel:', '<sip:a@h>', '"d"', 'Digest ', 'realm="r"', 'active', ';expires=', '[::1]', ':5060', 'SIP/2.0/UDP ', 'branch=z9hG4bK'];
+    const n = Math.max(2000, Math.floor(CASES / 5));
+    for (let c = 0; c < n; c++) {
+      let v = '';
+      for (let k = int(rand, 12); k > 0; k--) v += rand() < 0.8 ? pick(rand, pieces) : String.fromCharCode(int(rand, 0x3000));
+      try {
+        const uri = H.parseUri(v);
+        check((uri !== null) === H.isValidUri(v), 'isValidUri agrees');
+        if (uri !== null) check(H.parseUri(H.formatUri(uri)) !== null, 'formatUri output parses');
+        const na = H.parseNameAddr(v);
+        check((na !== null) === H.isValidNameAddr(v), 'isValidNameAddr agrees');
+        const via = H.parseVia(v);
+        check((via !== null) === H.isValidVia(v), 'isValidVia agrees');
+        if (via !== null) check(H.parseVia(H.formatVia(via)) !== null, 'formatVia output parses');
+        H.parseCSeq(v);
+        H.parseEvent(v);
+        H.parseSubscriptionState(v);
+        H.parseAuthHeader(v);
+        H.parseParams(v);
+        H.tagOf(v);
+        H.parseUInt(v);
+        for (const part of H.splitTopLevelCommas(v)) check(part.length > 0 && part === part.trim(), 'split parts trimmed, non-empty');
+        check(H.unquote(H.quote(v)) === v, 'quote round trip');
+      } catch (e) {
+        throw new Error(`header value ${JSON.stringify(v)} (seed ${SEED}, case ${c}): ${String(e)}`);
+      }
+    }
+  });
 });
