@@ -168,6 +168,10 @@ export class Presence implements PresenceService {
     return this.subs.presentityCount(presentity);
   }
 
+  allSubscriptions(): IterableIterator<Subscription> {
+    return this.subs.all();
+  }
+
   get subscriptionCount(): number {
     return this.subs.size;
   }

@@ -75,6 +75,8 @@ export function createSipFace(opts: SipFaceOptions): SipFace {
       logger.info({ subscriptions: r.subscriptions, publications: r.publications, expiredSubscriptions: r.expiredSubscriptions.length,
         expiredPublications: r.expiredPublications, ms: Math.round(performance.now() - t0) }, 'presence state restored');
       for (const sub of r.expiredSubscriptions) notifier.notify(sub, { final: 'timeout' });
+      // A WebSocket connection does not survive a restart, and a browser cannot be dialled (RFC 7118 §5).
+      for (const sub of presence.allSubscriptions()) notifier.markUnreachable(sub);
       sweeper = setInterval(sweep, opts.sweepIntervalMs ?? DEFAULT_SWEEP_MS);
       sweeper.unref();
       started = true;

@@ -48,6 +48,8 @@ export interface NotifyOptions {
 
 export class Notifier {
   private readonly runtime = new Map<string, Runtime>();
+  /** WebSocket subscriptions whose flow is known to be gone (a no-flow outcome, or restored after a restart). */
+  private readonly unreachable = new Set<string>();
   private stopped = false;
 
   constructor(private readonly o: { engine: SipEngine; presence: Presence; config: Config; logger: Logger; metrics: Metrics }) {}
@@ -83,6 +85,16 @@ export class Notifier {
       rt.trackers.push(opts.tracker);
     }
     this.send(sub, rt);
+  }
+
+  /** A WebSocket subscription nobody can reach any more: replaced when its watcher subscribes again. */
+  markUnreachable(sub: Subscription): void {
+    if (sub.transport === 'ws') this.unreachable.add(sub.id);
+  }
+
+  isUnreachable(sub: Subscription): boolean {
+    if (this.o.presence.getSubscription(sub.id) !== sub) this.unreachable.delete(sub.id);
+    return this.unreachable.has(sub.id);
   }
 
   /** Whether a final NOTIFY is already queued or sent for this subscription. */
@@ -183,10 +195,12 @@ export class Notifier {
     const live = this.live(sub, rt);
     if (status >= 200 && status < 300) {
       rt.failures = 0;
+      this.unreachable.delete(sub.id);
     } else if (outcome.local === 'no-flow') {
       // Only a WebSocket (or a vanished flow) ends here: nothing else can reach the client, so keep the
       // subscription until it expires or the client re-subscribes (issue 2, Storage).
       metrics.notifyFailed.inc({ cause: 'no-flow' });
+      this.markUnreachable(sub);
       logger.warn({ subscription: sub.id, presentity: sub.presentity, transport: sub.transport }, 'NOTIFY failed: flow gone; subscription kept');
     } else if (USAGE_ENDED.has(status) && !outcome.local) {
       metrics.notifyFailed.inc({ cause: status === 481 ? '481' : 'rejected' });

@@ -196,6 +196,15 @@ async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
   }
   tx.respond({ status: 200, reason: 'OK', toTag: localTag, headers });
   ctx.notifier.notify(sub);
+  // The same watcher re-subscribing over WebSocket replaces its subscriptions whose flow is gone (issue 2: kept
+  // "until they expire or re-subscribe"); other tabs with live flows keep theirs.
+  if (sub.transport === 'ws') {
+    for (const old of presence.watchers(presentity, sub.event)) {
+      if (old !== sub && old.watcherUri === sub.watcherUri && old.transport === 'ws' && ctx.notifier.isUnreachable(old)) {
+        void presence.removeSubscription(old, 'replaced').catch(() => undefined);
+      }
+    }
+  }
 }
 
 function firstContact(req: ServerTransaction['request']): string | null {

@@ -62,11 +62,11 @@ function subscribe(h: H, o: SubOpts = {}, flow = {}) {
   return h.engine.request({ method: o.method ?? 'SUBSCRIBE', uri: o.uri ?? `sip:${o.user ?? '201'}@${domain}`, headers }, flow);
 }
 
-async function subscribed(h: H, o: SubOpts = {}) {
+async function subscribed(h: H, o: SubOpts = {}, flow = {}) {
   const callId = o.callId ?? `${tag()}@127.0.0.1`;
   const fromTag = o.fromTag ?? tag();
   const before = h.engine.sent.length;
-  const r = await subscribe(h, { ...o, callId, fromTag });
+  const r = await subscribe(h, { ...o, callId, fromTag }, flow);
   expect(r.status).toBe(200);
   const first = await h.engine.waitSent(before + 1);
   return { r, callId, fromTag, toTag: r.toTag!, first };
@@ -420,6 +420,34 @@ describe('NOTIFY failure policy', () => {
     await tick();
     expect(h.presence.subscriptionCount).toBe(1);
     expect(h.presence.listSubscriptions('example.com')[0]!.lastNotify.reply).toBe(430);
+  });
+});
+
+describe('WebSocket watchers that cannot be reached', () => {
+  it('are replaced when the same watcher subscribes again; a reachable tab keeps its subscription', async () => {
+    const h = await setup();
+    await subscribed(h, {}, { transport: 'ws', id: 'ws:tab1' });
+    await subscribed(h, {}, { transport: 'ws', id: 'ws:tab2' });
+    h.engine.answer = (spec) => (spec.flowId === 'ws:tab1' ? { status: 430, reason: 'Flow Failed', local: 'no-flow' } : { status: 200, reason: 'OK' });
+    await publish(h, { state: 'early' });
+    await h.engine.waitSent(4);
+    await tick();
+    expect(h.presence.subscriptionCount).toBe(2);
+    await subscribed(h, {}, { transport: 'ws', id: 'ws:tab3' });
+    await tick();
+    const flows = [...h.presence.allSubscriptions()].map((s) => s.flowId).sort();
+    expect(flows).toEqual(['ws:tab2', 'ws:tab3']);
+  });
+
+  it('after a restart, a re-subscribe over a new WebSocket replaces the old subscription', async () => {
+    const h = await setup();
+    await subscribed(h, {}, { transport: 'ws', id: 'ws:old' });
+    await tick();
+    const h2 = await h.reopen();
+    await subscribed(h2, {}, { transport: 'ws', id: 'ws:new' });
+    await tick();
+    expect([...h2.presence.allSubscriptions()].map((s) => s.flowId)).toEqual(['ws:new']);
+    expect(h2.db.prepare('SELECT flow_id FROM subscriptions').pluck().all()).toEqual(['ws:new']);
   });
 });
 
