@@ -172,6 +172,17 @@ describe('drachtio engine', () => {
     expect(outcome).toEqual({ status: 408, reason: 'Request Timeout', local: 'timeout' });
   });
 
+  it('ends a NOTIFY in flight as no-flow when the connection drops before its answer', async () => {
+    await startEngine();
+    fake.dialogs.add('c1@192.0.2.7;from-tag=watcher1');
+    fake.answerRequest = () => null;
+    const pending = engine!.sendRequest(NOTIFY);
+    await fake.waitFrame((x) => x.type === 'sip' && (x.sip ?? '').startsWith('NOTIFY'));
+    fake.mode = 'drop';
+    fake.dropAll();
+    expect(await pending).toEqual({ status: 503, reason: 'drachtio-server not connected', local: 'no-flow' });
+  });
+
   it('goes unready when the connection drops, reconnects with back-off, and a NOTIFY sent meanwhile waits for it', async () => {
     await startEngine({ disconnectedWaitMs: 3000 });
     fake.dialogs.add('c1@192.0.2.7;from-tag=watcher1');

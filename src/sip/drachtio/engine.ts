@@ -57,6 +57,8 @@ class DrachtioEngine implements SipEngine {
   private handler?: (tx: ServerTransaction) => void;
   private readonly conn: DrachtioConnection;
   private readonly limits: typeof DRACHTIO_DEFAULTS;
+  /** Requests handed to drachtio-server and not answered yet; a lost connection ends them as 'no-flow'. */
+  private readonly pending = new Set<() => void>();
   private readonly logger: Logger;
   private accepting = true;
   private inFlight = 0;
@@ -80,7 +82,11 @@ class DrachtioEngine implements SipEngine {
       scheduler: opts.scheduler,
       logger: opts.logger,
     });
-    this.conn.onState = (s) => this.logger.debug({ state: s }, 'drachtio: state');
+    this.conn.onState = (s) => {
+      this.logger.debug({ state: s }, 'drachtio: state');
+      // Their answers would have come over the connection that is gone.
+      if (s !== 'connected' && s !== 'connecting') for (const abort of [...this.pending]) abort();
+    };
   }
 
   async start(): Promise<ListeningAddress[]> {
@@ -223,12 +229,15 @@ class DrachtioEngine implements SipEngine {
     if (!srf) return Promise.resolve({ kind: 'done', outcome: notConnected() });
     return new Promise((resolve) => {
       let settled = false;
+      const abort = () => finish({ kind: 'done', outcome: notConnected() });
       const finish = (r: { kind: 'done'; outcome: RequestOutcome } | { kind: 'no-dialog' }) => {
         if (settled) return;
         settled = true;
         this.clearTimer(guard);
+        this.pending.delete(abort);
         resolve(r);
       };
+      this.pending.add(abort);
       const guard = this.setTimer(() => finish({ kind: 'done', outcome: { status: 408, reason: 'Request Timeout', local: 'timeout' } }), this.limits.requestTimeoutMs);
       try {
         srf.request(call.uri, call.opts, (err, sent?: DrachtioSentRequest) => {
