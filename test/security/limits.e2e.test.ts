@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Socket } from 'node:net';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { LoopPeer, authenticated, seed, sleep, subscribe } from './helpers.js';
+import { LoopPeer, authenticated, publish, seed, sleep, subscribe } from './helpers.js';
 
 const ACME = 'acme.test';
 const PER_WATCHER = 3;
@@ -129,5 +129,75 @@ describe('overload', () => {
     await sleep(100);
     const later = await p.request(subscribe(p, { user: 'after', domain: 'lab.test', watcher: 'after' }));
     expect(later.status).toBe(200);
+  });
+});
+
+describe('the other caps (auth off, so only the cap decides)', () => {
+  let lab: TestServer;
+  beforeAll(async () => {
+    lab = await startTestServer({
+      overrides: { sip: { auth: false, limits: { watchersPerPresentity: 2, totalSubscriptions: 5, publicationsPerAor: 2, connectionsTotal: 4 } } },
+    });
+  });
+  afterAll(async () => {
+    await lab?.stop();
+  });
+  const labPeer = async (localAddress: string, transport: 'udp' | 'tcp' = 'udp') => {
+    const p = await LoopPeer.open(transport === 'udp' ? lab.sip('udp').port : lab.sip('tcp').port, { localAddress, transport });
+    peers.push(p);
+    return p;
+  };
+
+  it('sip.limits.watchersPerPresentity: the third watcher of one presentity gets 503 + Retry-After', async () => {
+    const p = await labPeer('127.0.2.1');
+    const st: Array<{ status: number; retry?: string }> = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await p.request(subscribe(p, { user: 'popular', domain: 'lab.test', watcher: `fan${i}` }));
+      st.push({ status: r.status!, retry: r.get('retry-after') });
+    }
+    expect(st.map((x) => x.status)).toEqual([200, 200, 503]);
+    expect(Number(st[2]!.retry)).toBeGreaterThan(0);
+  });
+
+  it('sip.limits.totalSubscriptions: past the total, new subscriptions get 503 + Retry-After', async () => {
+    const p = await labPeer('127.0.2.2');
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await p.request(subscribe(p, { user: `t${i}`, domain: 'lab.test', watcher: `tw${i}` }))).status!);
+    // Two subscriptions exist from the previous test: 3 more fit, then the cap.
+    expect(statuses).toEqual([200, 200, 200, 503, 503]);
+    expect(lab.server.presence.listSubscriptions('lab.test')).toHaveLength(5);
+  });
+
+  it('sip.limits.publicationsPerAor: a third publication for one AOR gets 503 + Retry-After', async () => {
+    const p = await labPeer('127.0.2.3');
+    const body = '<?xml version="1.0"?><dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="1" state="full" entity="sip:busy@lab.test"></dialog-info>';
+    const statuses: number[] = [];
+    let retry: string | undefined;
+    for (let i = 0; i < 3; i++) {
+      const r = await p.request(publish(p, { user: 'busy', domain: 'lab.test', body }));
+      statuses.push(r.status!);
+      retry = r.get('retry-after');
+    }
+    expect(statuses).toEqual([200, 200, 503]);
+    expect(Number(retry)).toBeGreaterThan(0);
+  });
+
+  it('sip.limits.connectionsTotal: past the total, connections from any source are closed', async () => {
+    const port = lab.sip('tcp').port;
+    const socks: Socket[] = [];
+    const open = async (localAddress: string) => {
+      const s = connect({ port, host: '127.0.0.1', localAddress });
+      s.on('error', () => {});
+      socks.push(s);
+      await new Promise<void>((r, j) => { s.once('connect', () => r()); s.once('error', j); });
+      return new Promise<boolean>((r) => { s.once('close', () => r(true)); setTimeout(() => r(false), 1500); });
+    };
+    const closes = [];
+    for (let i = 0; i < 4; i++) closes.push(open(`127.0.2.${10 + i}`));
+    await sleep(50);
+    const extra = await open('127.0.2.20');
+    expect(extra).toBe(true);
+    expect((await Promise.all(closes)).filter(Boolean)).toHaveLength(0);
+    for (const s of socks) s.destroy();
   });
 });
