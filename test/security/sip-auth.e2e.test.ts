@@ -305,4 +305,35 @@ describe('auth off (a lab)', () => {
   });
 });
 
-void parseRaw;
+describe('secrets stay out of the logs', () => {
+  it('with SIP tracing on for the source and debug logging, no digest response, password or HA1 is logged', async () => {
+    let out = '';
+    const logger = pino({ level: 'debug' }, new Writable({ write(c, _e, cb) { out += c.toString(); cb(); } }));
+    const traced = await startTestServer({ logger, overrides: { log: { level: 'debug', traceSip: ['127.0.0.50'] }, sip: { auth: true } } });
+    const p = await LoopPeer.open(traced.sip('udp').port, { localAddress: '127.0.0.50' });
+    try {
+      seed(traced.server.db, [{ name: 'Acme', realm: ACME, devices: [{ username: '100', password: 'trace-secret-pw' }] }]);
+      const sent: string[] = [];
+      for (const password of ['trace-wrong-pw', 'trace-secret-pw']) {
+        const text = subscribe(p, { user: '201', domain: ACME, watcher: '100' });
+        const { final } = await authenticated(p, text, { username: '100', password });
+        sent.push(final.status === 200 ? 'ok' : 'fail');
+      }
+      expect(sent).toEqual(['fail', 'ok']);
+      await sleep(50);
+      expect(out).toContain('SIP message in');
+      const responses = [...out.matchAll(/response=\\?"([0-9a-f]{32,64})/g)].map((m) => m[1]);
+      expect(responses).toEqual([]);
+      expect(out).not.toContain('trace-secret-pw');
+      expect(out).not.toContain('trace-wrong-pw');
+      const ha1 = (await import('node:crypto')).createHash('md5').update(`100:${ACME}:trace-secret-pw`).digest('hex');
+      expect(out).not.toContain(ha1);
+      const secret = (traced.server.db.prepare('SELECT value FROM server_secrets').get() as { value: Buffer }).value;
+      expect(out).not.toContain(secret.toString('hex'));
+      expect(out).not.toContain(secret.toString('base64'));
+    } finally {
+      p.close();
+      await traced.stop();
+    }
+  });
+});
