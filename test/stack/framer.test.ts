@@ -153,4 +153,32 @@ describe('StreamFramer', () => {
     expect(out.messages.length).toBe(2000);
     expect(performance.now() - t0).toBeLessThan(2000);
   });
+
+  it('messages handed out stay intact while the framer keeps working (no aliasing of its buffer)', () => {
+    const big = msg('big', 'z'.repeat(20_000));
+    const f = new StreamFramer();
+    const got: Buffer[] = [];
+    const stream = Buffer.concat([big, a, big, b]);
+    // odd chunk sizes so that messages end inside chunks and partial messages are held between pushes
+    for (let at = 0, k = 0; at < stream.length; k++) {
+      const len = [1, 7, 4096, 13, 999][k % 5]!;
+      got.push(...f.push(stream.subarray(at, at + len)).messages);
+      at += len;
+    }
+    expect(got.length).toBe(4);
+    expect(got[0]!.equals(big)).toBe(true);
+    expect(got[1]!.equals(a)).toBe(true);
+    expect(got[2]!.equals(big)).toBe(true);
+    expect(got[3]!.equals(b)).toBe(true);
+    expect(f.buffered).toBe(0);
+  });
+
+  it('a large message sent one byte per segment frames correctly', () => {
+    const big = msg('slow', 'q'.repeat(30_000));
+    const f = new StreamFramer();
+    const got: Buffer[] = [];
+    for (let i = 0; i < big.length; i++) got.push(...f.push(big.subarray(i, i + 1)).messages);
+    expect(got.length).toBe(1);
+    expect(got[0]!.equals(big)).toBe(true);
+  });
 });
