@@ -1,9 +1,22 @@
 // Online guessing of API keys or user_auth credentials: after `maxFailures` failed logins from one source address,
 // that source gets 429 too_many_requests (Kazoo's system error) with Retry-After until the window passes, without
 // touching the store. The table is bounded; when full, the oldest entry is dropped.
+import { isIPv6 } from 'node:net';
 import { ApiError } from './envelope.js';
 
 export const MAX_TRACKED_SOURCES = 10_000;
+
+/** IPv4 (also v4-mapped) counts per address; IPv6 per /64, the block one host is usually given to rotate in. */
+export function sourceKey(ip: string): string {
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (v4) return v4[1];
+  if (!isIPv6(ip)) return ip;
+  const [head, tail = ''] = ip.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = ip.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
+  return `${groups.slice(0, 4).map((g) => parseInt(g || '0', 16).toString(16)).join(':')}::/64`;
+}
 
 interface Entry { failures: number; windowStart: number; blockedUntil: number }
 
@@ -12,8 +25,8 @@ export class LoginThrottle {
   constructor(private readonly opts: { maxFailures: number; blockSeconds: number; now: () => number }) {}
 
   /** Throws 429 while the source is blocked. */
-  check(source: string): void {
-    const e = this.sources.get(source);
+  check(ip: string): void {
+    const e = this.sources.get(sourceKey(ip));
     const now = this.opts.now();
     if (e && e.blockedUntil > now) {
       const retry = Math.ceil((e.blockedUntil - now) / 1000);
@@ -23,7 +36,8 @@ export class LoginThrottle {
     }
   }
 
-  failed(source: string): void {
+  failed(ip: string): void {
+    const source = sourceKey(ip);
     const now = this.opts.now();
     const windowMs = this.opts.blockSeconds * 1000;
     let e = this.sources.get(source);
@@ -41,7 +55,7 @@ export class LoginThrottle {
     }
   }
 
-  succeeded(source: string): void {
-    this.sources.delete(source);
+  succeeded(ip: string): void {
+    this.sources.delete(sourceKey(ip));
   }
 }
