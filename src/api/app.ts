@@ -100,7 +100,11 @@ export function buildApi(opts: ApiOptions): Api {
     const ctx = c as unknown as ApiContext;
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined) throw apiErrors.notFound();
+      if (ctx.body === undefined || ctx.body === null) {
+        if (ctx.status === 404) throw apiErrors.notFound();
+        // The router's allowedMethods set the status and the Allow header (RFC 9110 §15.5.6); add the envelope.
+        if (ctx.status === 405 || ctx.status === 501) throw apiErrors.invalidMethod();
+      }
     } catch (err) {
       const e = toApiError(err);
       if (e.status >= 500) deps.logger.error({ method: ctx.method, path: ctx.path, requestId: ctx.state.requestId, error: err instanceof Error ? err.message : String(err) }, 'api request failed');
@@ -133,7 +137,7 @@ export function buildApi(opts: ApiOptions): Api {
   registerDirectoryRoutes(table, deps);
   registerPresenceRoutes(table, deps);
   app.use(router.routes() as unknown as Koa.Middleware<ApiState>);
-  app.use(router.allowedMethods({ throw: true }) as unknown as Koa.Middleware<ApiState>);
+  app.use(router.allowedMethods() as unknown as Koa.Middleware<ApiState>);
   app.routes = table;
   return app;
 }
