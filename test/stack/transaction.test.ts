@@ -185,12 +185,12 @@ describe('non-INVITE client transaction (§17.1.2)', () => {
     expect(d.outcome).toMatchObject({ status: 503, local: 'transport-error' });
   });
 
-  it('abort() (engine stop) resolves a request in flight with a local timeout', async () => {
+  it('abort() (engine stop) resolves a request in flight with a local transport error', async () => {
     const c = make(false);
     c.tx.start();
     c.table.abortAll();
     await Promise.resolve();
-    expect(c.outcome).toMatchObject({ status: 408, local: 'timeout' });
+    expect(c.outcome).toMatchObject({ status: 503, local: 'transport-error' });
     expect(c.scheduler.pending).toBe(0);
   });
 

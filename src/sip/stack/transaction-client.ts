@@ -111,9 +111,12 @@ export class NonInviteClientTransaction {
     this.terminate();
   }
 
-  /** Give up now (engine stop): the outcome is a local timeout unless it is already known. */
+  /**
+   * Give up now (engine stop): we close the transport ourselves, so the outcome is a local transport error, not a
+   * timeout that would count against the watcher.
+   */
   abort(): void {
-    if (this.state === 'trying' || this.state === 'proceeding') this.finish({ status: 408, reason: 'Request Timeout', local: 'timeout' });
+    if (this.state === 'trying' || this.state === 'proceeding') this.finish({ status: 503, reason: 'Service Unavailable', local: 'transport-error' });
     this.terminate();
   }
 
