@@ -101,6 +101,7 @@ function isObj(v: unknown): v is Json {
 export function mergePatch(base: Json, patch: Json): Json {
   const out: Json = { ...base };
   for (const [k, v] of Object.entries(patch)) {
+    if (k === '__proto__') continue; // an own "__proto__" key from JSON.parse must not become a prototype here
     if (v === null) delete out[k];
     else if (isObj(v) && isObj(base[k])) out[k] = mergePatch(base[k] as Json, v);
     else out[k] = v;

@@ -180,6 +180,19 @@ describe('devices', () => {
   });
 });
 
+describe('hostile documents', () => {
+  it('a "__proto__" key changes no prototype and is not stored', async () => {
+    const raw = '{"data":{"first_name":"P","last_name":"Q","nested":{"__proto__":{"polluted":true}},"__proto__":{"polluted":true}}}';
+    const r = await h.call('PUT', `/v2/accounts/${a.id}/users`, { token: a.token, raw });
+    expect(r.status).toBe(201);
+    const p = await h.call('PATCH', `/v2/accounts/${a.id}/users/${r.body.data.id}`, { token: a.token, raw: '{"data":{"nested":{"__proto__":{"polluted":true}}}}' });
+    expect(p.status).toBe(200);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(p.body.data.polluted).toBeUndefined();
+    expect(p.body.data.nested.polluted).toBeUndefined();
+  });
+});
+
 describe('isDescendant', () => {
   it('is true for the account itself and anything below, false across and upward', () => {
     const p = h.directory.createAccount({ name: 'P', realm: 'p.example.com' }, null);
