@@ -248,4 +248,14 @@ describe('embedded engine over TCP', () => {
     expect(phone.got[0]!.status).toBe(200);
     expect(phone.got[0]!.get('call-id')).toBe('late@t');
   });
+
+  it('concurrent NOTIFYs to one peer with no open flow share one new connection', async () => {
+    const e = await setup();
+    const phone = await phoneServer();
+    const uri = `sip:watcher@127.0.0.1:${phone.port};transport=tcp`;
+    const outs = await Promise.all([1, 2, 3, 4, 5].map((cseq) => e.engine.sendRequest(notifySpec({ transport: 'tcp', requestUri: uri, cseq }))));
+    expect(outs.map((o) => o.status)).toEqual([200, 200, 200, 200, 200]);
+    expect(phone.sockets).toHaveLength(1);
+    expect(phone.got.map((m) => m.get('cseq'))).toEqual(['1 NOTIFY', '2 NOTIFY', '3 NOTIFY', '4 NOTIFY', '5 NOTIFY']);
+  });
 });

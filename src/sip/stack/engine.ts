@@ -139,6 +139,8 @@ class EmbeddedEngine implements SipEngine {
   private readonly pending = new Map<NonInviteServerTransaction, TimerHandle>();
   private readonly traceSet: Set<string>;
   private readonly limitLogAt = new Map<string, number>();
+  /** TCP connection attempts in progress, by host:port. */
+  private readonly connecting = new Map<string, Promise<FlowConnection | undefined>>();
   private udp: UdpTransport[] = [];
   private tcp: TcpTransport[] = [];
   private ws: WsTransport[] = [];
@@ -381,15 +383,11 @@ class EmbeddedEngine implements SipEngine {
     const received = via.params.received;
     const address = typeof received === 'string' && received !== '' ? stripBrackets(received) : flow.remoteAddress;
     const port = via.port ?? DEFAULT_SIP_PORT;
-    const existing = this.flows.findTo('tcp', address, port);
-    if (existing && existing.send(data)) return;
-    tcp.connect(address, port, timerF(this.timers)).then(
-      (c) => { c.send(data); },
-      (err: Error) => {
-        this.metrics.sipDropped.inc({ reason: 'flow-closed' });
-        this.logger.debug({ transport: 'tcp', address, port, err: err.message }, 'response not sent: connection closed and reconnect failed');
-      },
-    );
+    void this.connectTcp(address, port).then((c) => {
+      if (c && c.send(data)) return;
+      this.metrics.sipDropped.inc({ reason: 'flow-closed' });
+      this.logger.debug({ transport: 'tcp', address, port }, 'response not sent: connection closed and reconnect failed');
+    });
   }
 
   /** RFC 3261 §18.2.1 and RFC 3581 §4: record the source address in the top Via. */
@@ -640,17 +638,8 @@ class EmbeddedEngine implements SipEngine {
       if (spec.transport === 'ws') return noFlow(); // we cannot dial a browser
       const dest = await this.resolveHop(nextHop);
       if (dest.kind === 'fail') return dest;
-      const existing = this.flows.findTo('tcp', dest.address, dest.port);
-      if (existing) return { kind: 'conn', conn: existing };
-      const tcp = this.tcp[0];
-      if (!tcp) return transportError();
-      try {
-        const conn2 = await tcp.connect(dest.address, dest.port, timerF(this.timers));
-        return { kind: 'conn', conn: conn2 };
-      } catch (err) {
-        this.logger.debug({ transport: 'tcp', address: dest.address, port: dest.port, err: (err as Error).message }, 'TCP connect for SIP request failed');
-        return transportError();
-      }
+      const conn2 = await this.connectTcp(dest.address, dest.port);
+      return conn2 ? { kind: 'conn', conn: conn2 } : transportError();
     }
     // UDP: the socket of the dialog's flow when we still have it, else the first UDP listener.
     const flowAddr = spec.flowId !== undefined ? FlowTable.parseUdpFlowId(spec.flowId) : undefined;
@@ -663,6 +652,30 @@ class EmbeddedEngine implements SipEngine {
     if (dest.kind !== 'fail') return { kind: 'udp', transport: sock, address: dest.address, port: dest.port };
     if (flowAddr) return { kind: 'udp', transport: sock, address: flowAddr.remoteAddress, port: flowAddr.remotePort };
     return dest;
+  }
+
+  /**
+   * An open TCP connection to address:port, reused when there is one (§18.1.1); concurrent requests to the same
+   * peer (a phone with 30 BLF keys after a restart) share one connection attempt instead of opening 30.
+   */
+  private connectTcp(address: string, port: number): Promise<FlowConnection | undefined> {
+    const existing = this.flows.findTo('tcp', address, port);
+    if (existing) return Promise.resolve(existing);
+    const tcp = this.tcp[0];
+    if (!tcp) return Promise.resolve(undefined);
+    const key = hostport(address, port);
+    let p = this.connecting.get(key);
+    if (!p) {
+      p = tcp.connect(address, port, timerF(this.timers)).then(
+        (c) => c,
+        (err: Error) => {
+          this.logger.debug({ transport: 'tcp', address, port, err: err.message }, 'TCP connect for SIP request failed');
+          return undefined;
+        },
+      ).finally(() => this.connecting.delete(key));
+      this.connecting.set(key, p);
+    }
+    return p;
   }
 
   /** host:port of a SIP URI: IP literals as they are, names through dns.lookup, `.invalid` never (RFC 6761 §6.4). */

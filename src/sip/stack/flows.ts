@@ -29,6 +29,8 @@ const SEP = '|';
 export class FlowTable {
   private readonly connections = new Map<string, FlowConnection>();
   private readonly perSource = new Map<string, number>();
+  /** transport|address|port -> ids of the connections to that remote end, for reuse without a scan. */
+  private readonly byRemote = new Map<string, Set<string>>();
   private seq = 0;
   readonly bootId: string;
 
@@ -60,16 +62,30 @@ export class FlowTable {
     return { id: FlowTable.udpFlowId(a), transport: 'udp', ...a };
   }
 
+  private static remoteKey(transport: Transport, address: string, port: number): string {
+    return `${transport}${SEP}${address}${SEP}${port}`;
+  }
+
   add(conn: FlowConnection): void {
-    this.connections.set(conn.flow.id, conn);
-    const src = conn.flow.remoteAddress;
+    const f = conn.flow;
+    this.connections.set(f.id, conn);
+    const src = f.remoteAddress;
     this.perSource.set(src, (this.perSource.get(src) ?? 0) + 1);
+    const rk = FlowTable.remoteKey(f.transport, f.remoteAddress, f.remotePort);
+    let ids = this.byRemote.get(rk);
+    if (!ids) this.byRemote.set(rk, (ids = new Set()));
+    ids.add(f.id);
   }
 
   remove(id: string): void {
     const conn = this.connections.get(id);
     if (!conn) return;
     this.connections.delete(id);
+    const f = conn.flow;
+    const rk = FlowTable.remoteKey(f.transport, f.remoteAddress, f.remotePort);
+    const ids = this.byRemote.get(rk);
+    ids?.delete(id);
+    if (ids && ids.size === 0) this.byRemote.delete(rk);
     const src = conn.flow.remoteAddress;
     const n = (this.perSource.get(src) ?? 1) - 1;
     if (n <= 0) this.perSource.delete(src);
@@ -85,9 +101,11 @@ export class FlowTable {
 
   /** An open connection to remote address:port on a transport (reuse for RFC 3261 §18.1.1 / §18.2.2). */
   findTo(transport: Transport, remoteAddress: string, remotePort: number): FlowConnection | undefined {
-    for (const c of this.connections.values()) {
-      const f = c.flow;
-      if (c.open && f.transport === transport && f.remoteAddress === remoteAddress && f.remotePort === remotePort) return c;
+    const ids = this.byRemote.get(FlowTable.remoteKey(transport, remoteAddress, remotePort));
+    if (!ids) return undefined;
+    for (const id of ids) {
+      const c = this.connections.get(id);
+      if (c && c.open) return c;
     }
     return undefined;
   }
