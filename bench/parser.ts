@@ -101,11 +101,16 @@ function main(): void {
     return r.message;
   });
   let sink = 0;
-  const time = (fn: (i: number) => void): number => {
+  // Rates per second of this process's CPU time (user + system), and per second of wall-clock time. On a busy
+  // machine the wall-clock rate falls with the share of the CPU we get; the CPU-time rate does not, so it is the
+  // figure reported (and the one bench/run.ts reads).
+  const time = (fn: (i: number) => void): { cpu: number; wall: number } => {
+    const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < n; i++) fn(i);
     const ns = Number(process.hrtime.bigint() - t0);
-    return n / (ns / 1e9);
+    const c = process.cpuUsage(c0);
+    return { cpu: n / ((c.user + c.system) / 1e6), wall: n / (ns / 1e9) };
   };
   const cases: Array<[string, (i: number) => void]> = [
     ['parse', (i) => { const r = parseMessage(inputs[i & 3]!); if (r.ok) sink += r.message.headers.size; }],
@@ -118,17 +123,22 @@ function main(): void {
   const medians: Record<string, number> = {};
   const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
   for (const [name, fn] of cases) {
-    const rates: number[] = [];
-    // interleave nothing: each operation gets its runs back to back, so the JIT state is the same for all
-    for (let r = 0; r < runs; r++) rates.push(time(fn));
-    const m = median(rates);
+    const cpu: number[] = [];
+    const wall: number[] = [];
+    // each operation gets its runs back to back
+    for (let r = 0; r < runs; r++) {
+      const t = time(fn);
+      cpu.push(t.cpu);
+      wall.push(t.wall);
+    }
+    const m = median(cpu);
     medians[name] = Math.round(m);
-    rows.push(`| ${name} | ${fmt(m)} | ${(1e6 / m).toFixed(2)} | ${fmt(Math.max(...rates))} |`);
+    rows.push(`| ${name} | ${fmt(m)} | ${(1e6 / m).toFixed(2)} | ${fmt(median(wall))} |`);
   }
   const load = loadavg()[0]!.toFixed(2);
   console.log(`Parser micro-benchmark: ${n.toLocaleString('en-US')} messages per run (SUBSCRIBE, NOTIFY+dialog-info, PUBLISH, 200 OK in turn), median of ${runs} runs`);
-  console.log(`Node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, load average ${load} at the end (other work on the machine lowers the figures)\n`);
-  console.log('| operation | messages/s (median) | µs/message | best run |');
+  console.log(`Node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, load average ${load} at the end (other work on the machine lowers the wall-clock figures)\n`);
+  console.log('| operation | messages/s (CPU time) | µs/message | messages/s (wall clock) |');
   console.log('|---|---:|---:|---:|');
   for (const r of rows) console.log(r);
   if (sink === 0) console.log('(nothing measured)');
