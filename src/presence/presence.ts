@@ -242,7 +242,13 @@ export class Presence implements PresenceService {
     };
     this.pubs.add(p);
     this.metrics.publications.inc({ event: p.event });
-    await this.pubStore.insert(p);
+    try {
+      await this.pubStore.insert(p);
+    } catch (err) {
+      // Not on disk, so not acknowledged: it must not stay in memory either.
+      if (this.pubs.remove(p)) this.metrics.publications.dec({ event: p.event });
+      throw err;
+    }
     this.logger.info({ presentity: p.presentity, event: p.event, etag: p.etag, expires: input.expires }, 'publication accepted');
     this.hub.recompute(p.presentity, p.event, 'publish');
     return p;
