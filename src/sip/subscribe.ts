@@ -88,7 +88,10 @@ async function inDialog(ctx: FaceContext, tx: ServerTransaction, d: {
   sub.remoteCseq = d.cseq;
   if (expires === 0) {
     // Unsubscribe: 200, then one final NOTIFY with the current state, then the subscription is gone.
-    tx.respond({ status: 200, reason: 'OK', headers: [['Expires', '0'], ['Contact', contactHeader(ctx.engine, tx.flow.transport)]] });
+    tx.respond({
+      status: 200, reason: 'OK',
+      headers: [['Expires', '0'], ['Contact', contactHeader(ctx.engine, tx.flow.transport)], ['Allow-Events', ALLOW_EVENTS]],
+    });
     ctx.notifier.notify(sub, { final: 'timeout' });
     return;
   }
