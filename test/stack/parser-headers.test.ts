@@ -271,3 +271,17 @@ describe('reasonPhrase', () => {
     expect(reasonPhrase(299)).toBe('OK');
   });
 });
+
+describe('names from the wire cannot reach prototypes', () => {
+  it('a parameter named __proto__ or constructor is a plain entry', () => {
+    const na = parseNameAddr('<sip:a@h>;__proto__;constructor=x;tag=1')!;
+    expect(Object.getPrototypeOf(na.params)).toBeNull();
+    expect(na.params.constructor).toBe('x');
+    expect(na.params['__proto__']).toBeNull();
+    expect(na.params.tag).toBe('1');
+    expect(parseParams(';x').toString).toBeUndefined(); // nothing inherited
+    expect(parseParams(';valueOf').valueof).toBeNull(); // names are lower-cased
+    expect(parseUri('sip:a@h')!.params.hasOwnProperty).toBeUndefined();
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});

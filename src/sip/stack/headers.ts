@@ -46,6 +46,14 @@ export interface EventValue {
   params: Params;
 }
 
+/**
+ * Objects keyed by names from the wire have no prototype, so a parameter called "__proto__" or "constructor" is
+ * just a parameter (no prototype games, no inherited values for absent names).
+ */
+function dict<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
 const C_SP = 0x20;
 const C_HTAB = 0x09;
 const C_QUOTE = 0x22;
@@ -140,7 +148,7 @@ export function splitTopLevelCommas(v: string): string[] {
  * Returns {} for an empty string. Malformed pieces (an empty name) are skipped.
  */
 export function parseParams(s: string): Params {
-  const out: Params = {};
+  const out: Params = dict();
   parseParamsInto(s, 0, out);
   return out;
 }
@@ -333,7 +341,7 @@ export function parseUri(s: string): SipUri | null {
     if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2d || c === 0x2e)) return null;
   }
   let rest = s.slice(colon + 1);
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = dict();
   // In a sip/sips URI the user part may contain '?' (RFC 3261 §25.1 user-unreserved), so headers start at the
   // first '?' after the '@'.
   const isSip = scheme === 'sip' || scheme === 'sips';
@@ -352,7 +360,7 @@ export function parseUri(s: string): SipUri | null {
     const semi = rest.indexOf(';');
     const host = semi === -1 ? rest : rest.slice(0, semi);
     if (host.length === 0) return null;
-    const params: Params = {};
+    const params: Params = dict();
     if (semi !== -1 && !parseParamsInto(rest, semi, params)) return null;
     return { scheme, host, params, headers };
   }
@@ -375,7 +383,7 @@ export function parseUri(s: string): SipUri | null {
   const hostport = semi === -1 ? rest : rest.slice(0, semi);
   const hp = parseHostPort(hostport);
   if (hp === null) return null;
-  const params: Params = {};
+  const params: Params = dict();
   if (semi !== -1 && !parseParamsInto(rest, semi, params)) return null;
   const uri: SipUri = { scheme, host: hp.host, params, headers };
   if (user !== undefined) uri.user = user;
@@ -462,7 +470,7 @@ export function formatUri(u: SipUri): string {
  * wildcard "*" gives { uri: "*" }. Returns null when the URI is not a URI or the brackets/quotes do not balance.
  */
 export function parseNameAddr(v: string): NameAddr | null {
-  const out: NameAddr = { uri: '', params: {} };
+  const out: NameAddr = { uri: '', params: dict() };
   return nameAddr(v, out) ? out : null;
 }
 
@@ -558,7 +566,7 @@ export function tagOf(v: string): string | undefined {
  * (RFC 3261 §20.42, §25.1; RFC 4475 §3.1.1.1 has such a Via). Returns null when malformed.
  */
 export function parseVia(v: string): Via | null {
-  const out: Via = { protocol: '', transport: '', host: '', params: {} };
+  const out: Via = { protocol: '', transport: '', host: '', params: dict() };
   return via(v, out) ? out : null;
 }
 
@@ -651,7 +659,7 @@ export function parseEvent(v: string): EventValue | null {
   const semi = v.indexOf(';');
   const name = (semi === -1 ? v : v.slice(0, semi)).trim();
   if (!isToken(name)) return null;
-  const params: Params = {};
+  const params: Params = dict();
   if (semi !== -1 && !parseParamsInto(v, semi, params)) return null;
   const out: EventValue = { name, params };
   const id = params.id;
@@ -709,7 +717,7 @@ export function parseAuthHeader(v: string): { scheme: string; params: Record<str
   while (i < s.length && !isWs(s.charCodeAt(i))) i++;
   const scheme = s.slice(0, i);
   if (!isToken(scheme)) return null;
-  const params: Record<string, string> = {};
+  const params: Record<string, string> = dict();
   for (const piece of splitTopLevelCommas(s.slice(i))) {
     const eq = piece.indexOf('=');
     if (eq <= 0) return null;
