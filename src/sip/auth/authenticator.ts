@@ -43,6 +43,7 @@ export interface AuthenticatorOptions {
 }
 
 const NC_PATTERN = /^[0-9a-fA-F]{8}$/;
+const LOGGED_USERNAME_CHARS = 64;
 
 export class DigestAuthenticator implements SipAuthenticator {
   private readonly random: (n: number) => Buffer;
@@ -157,7 +158,8 @@ export class DigestAuthenticator implements SipAuthenticator {
 
   private fail(source: string, reason: FailureReason, username: string | undefined): void {
     this.opts.metrics.authFailures.inc({ reason });
-    this.opts.logger.debug({ source, reason, username }, 'SIP authentication failed');
+    // The username is the client's word: cut it so a hostile one cannot bloat the log line.
+    this.opts.logger.debug({ source, reason, username: username?.slice(0, LOGGED_USERNAME_CHARS) }, 'SIP authentication failed');
     if (this.opts.throttle.recordFailure(throttleKey(source))) {
       this.opts.logger.warn({ source, reason }, 'too many failed SIP authentications: source blocked for the back-off window');
     }
