@@ -55,7 +55,7 @@ describe('non-INVITE server transaction (§17.2.2)', () => {
     const timers = createTimers({ scheduler });
     const table = new ServerTransactionTable();
     const sent: string[] = [];
-    const tx = table.create({ key: 'k', request: req(), reliable, timers, send: (d) => sent.push(d.toString()) });
+    const tx = table.create({ key: 'k', reliable, timers, send: (d) => sent.push(d.toString()) });
     return { scheduler, table, sent, tx };
   }
 

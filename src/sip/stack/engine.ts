@@ -425,16 +425,27 @@ class EmbeddedEngine implements SipEngine {
       return;
     }
     this.applyReceived(req, flow);
-    const send = (data: Buffer) => { if (!sendOnFlow(data)) this.respondOverNewConnection(data, req, flow); };
     this.metrics.sipRequests.inc({ method: req.method, transport: flow.transport });
+
+    if (this.stopping || !this.handler) {
+      this.sendResponseOnce(this.buildResponse(req, { status: 503, headers: [['Retry-After', String(OVERLOAD_RETRY_AFTER_S)]] }), req, flow, sendOnFlow);
+      return;
+    }
+    const max = this.config.sip.limits.maxPendingRequests;
+    if (this.pending.size >= max) {
+      // Shed load before queues grow (issue 4): the TU is not asked and no transaction state is kept, so a flood
+      // costs a parse and a 503 each; a retransmission of a shed request simply gets another chance.
+      this.metrics.overload.inc({ limit: 'pending' });
+      this.logLimit('pending', { pending: this.pending.size, limit: max }, 'SIP request shed with 503: sip.limits.maxPendingRequests reached');
+      this.sendResponseOnce(this.buildResponse(req, { status: 503, headers: [['Retry-After', String(OVERLOAD_RETRY_AFTER_S)]] }), req, flow, sendOnFlow);
+      return;
+    }
+
     const reliable = flow.transport !== 'udp';
     const stx = this.serverTxs.create({
-      key, request: req, reliable, timers: this.timers,
-      send: (data) => {
-        if (this.traced(flow.remoteAddress, undefined, req)) this.trace('out', flow, hostport(flow.remoteAddress, flow.remotePort), data);
-        send(data);
-      },
-      onTerminated: (t) => this.releasePending(t),
+      key, reliable, timers: this.timers,
+      send: this.responseSender(flow, sendOnFlow, this.traced(flow.remoteAddress, undefined, req), reliable ? req : undefined),
+      onTerminated: this.onServerTxTerminated,
     });
     const respond = (spec: ResponseSpec): boolean => {
       if (stx.state === 'completed' || stx.state === 'terminated') return true;
@@ -448,18 +459,6 @@ class EmbeddedEngine implements SipEngine {
       return false;
     };
 
-    if (this.stopping || !this.handler) {
-      respond({ status: 503, headers: [['Retry-After', String(OVERLOAD_RETRY_AFTER_S)]] });
-      return;
-    }
-    const max = this.config.sip.limits.maxPendingRequests;
-    if (this.pending.size >= max) {
-      // Shed load before queues grow (issue 4): the TU is not even asked.
-      this.metrics.overload.inc({ limit: 'pending' });
-      this.logLimit('pending', { pending: this.pending.size, limit: max }, 'SIP request shed with 503: sip.limits.maxPendingRequests reached');
-      respond({ status: 503, headers: [['Retry-After', String(OVERLOAD_RETRY_AFTER_S)]] });
-      return;
-    }
     // If the TU never answers, free the slot after Timer F's span: the client has given up by then (§17.1.2.2).
     const guard = this.timers.scheduler.setTimeout(() => {
       if (!this.pending.has(stx)) return;
@@ -475,6 +474,21 @@ class EmbeddedEngine implements SipEngine {
       this.logger.error({ method: req.method, err: (err as Error).message }, 'SIP request handler failed');
       if (!facade.responded) facade.respond({ status: 500 });
     }
+  }
+
+  private readonly onServerTxTerminated = (stx: NonInviteServerTransaction): void => this.releasePending(stx);
+
+  /**
+   * The transaction's way to the client, built outside receiveRequest so that the closure the transaction keeps
+   * for Timer J (32 s on UDP) does not hold the request: at thousands of requests a second that is the memory.
+   * Over TCP the request comes along, for the Via a new connection needs (§18.2.2); Timer J is 0 there.
+   */
+  private responseSender(flow: Flow, sendOnFlow: (data: Buffer) => boolean, traceOut: boolean, reqForReconnect: SipRequest | undefined): (data: Buffer) => void {
+    const remote = traceOut ? hostport(flow.remoteAddress, flow.remotePort) : '';
+    return (data) => {
+      if (traceOut) this.trace('out', flow, remote, data);
+      if (!sendOnFlow(data) && reqForReconnect) this.respondOverNewConnection(data, reqForReconnect, flow);
+    };
   }
 
   private releasePending(stx: NonInviteServerTransaction): void {

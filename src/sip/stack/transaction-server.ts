@@ -38,7 +38,6 @@ export function serverTransactionKey(req: SipRequest): string | undefined {
 
 export interface ServerTxOptions {
   key: string;
-  request: SipRequest;
   /** Reliable transports (TCP, WS) have Timer J = 0. */
   reliable: boolean;
   timers: SipTimers;
@@ -52,11 +51,11 @@ export class NonInviteServerTransaction {
   private lastResponse: Buffer | undefined;
   private timer: TimerHandle | undefined;
   readonly key: string;
-  readonly request: SipRequest;
 
+  // The request itself is not kept: in Completed (32 s on UDP) only the last response is needed, and at
+  // thousands of requests a second what a transaction holds is what the server holds.
   constructor(private readonly opts: ServerTxOptions) {
     this.key = opts.key;
-    this.request = opts.request;
   }
 
   /** A retransmission of the request arrived (§17.2.2). True when a response was sent again. */
