@@ -21,6 +21,7 @@ export function createMetrics() {
     commitSeconds: new Histogram({ name: 'lamplighter_sqlite_commit_seconds', help: 'SQLite group-commit transaction duration', buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5], registers: [registry] }),
     authFailures: new Counter({ name: 'lamplighter_auth_failures_total', help: 'Failed SIP digest authentications, by reason', labelNames: ['reason'] as const, registers: [registry] }),
     overload: new Counter({ name: 'lamplighter_overload_rejections_total', help: 'Requests shed with 503 under overload or past a limit', labelNames: ['limit'] as const, registers: [registry] }),
+    drachtioConnected: new Gauge({ name: 'lamplighter_drachtio_connected', help: '1 while connected to the drachtio-server (sip.engine drachtio)', registers: [registry] }),
     apiRequests: new Counter({ name: 'lamplighter_api_requests_total', help: 'HTTP API requests by method and status', labelNames: ['method', 'status'] as const, registers: [registry] }),
   };
   const loop = monitorEventLoopDelay({ resolution: 10 });

@@ -26,10 +26,12 @@ describe('/ready follows the engine', () => {
       expect((await fetch(`${srv.apiUrl}/health`)).status).toBe(200);
       const notReady = await fetch(`${srv.apiUrl}/ready`);
       expect(notReady.status).toBe(503);
+      expect(await (await fetch(`${srv.apiUrl}/metrics`)).text()).toMatch(/^lamplighter_drachtio_connected 0$/m);
       fake.mode = 'speak';
       const became = await waitFor(async () => (await fetch(`${srv.apiUrl}/ready`)).status === 200, 5000);
       expect(became).toBe(true);
       expect((await fetch(`${srv.apiUrl}/health`)).status).toBe(200);
+      expect(await (await fetch(`${srv.apiUrl}/metrics`)).text()).toMatch(/^lamplighter_drachtio_connected 1$/m);
     } finally {
       await srv.stop();
       await fake.close();

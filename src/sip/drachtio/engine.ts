@@ -84,6 +84,7 @@ class DrachtioEngine implements SipEngine {
     });
     this.conn.onState = (s) => {
       this.logger.debug({ state: s }, 'drachtio: state');
+      opts.metrics.drachtioConnected.set(s === 'connected' ? 1 : 0);
       // Their answers would have come over the connection that is gone.
       if (s !== 'connected' && s !== 'connecting') for (const abort of [...this.pending]) abort();
     };
