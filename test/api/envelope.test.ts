@@ -61,7 +61,7 @@ describe('system errors', () => {
     const m = await h.call('PATCH', `/v2/accounts/${acct.id}/presence`, { token: acct.token, data: {} });
     expect(m.status).toBe(405);
     expect(m.body).toMatchObject({ status: 'error', error: '405', message: 'invalid_method', data: { message: 'method not allowed' } });
-    expect(m.headers.get('allow')).toBe('HEAD, GET');
+    expect(m.headers.get('allow')).toBe('HEAD, GET, POST');
     const odd = await h.call('PROPFIND', `/v2/accounts/${acct.id}`, { token: acct.token });
     expect(odd.status).toBe(405);
     expect(odd.body.message).toBe('invalid_method');

@@ -100,6 +100,13 @@ describe('POST /presence/{EXT}', () => {
     expect(h.presence.calls).toHaveLength(1);
   });
 
+  it('POST /presence without an extension is 404 faulty_request, as in Kazoo', async () => {
+    const r = await h.call('POST', `/v2/accounts/${a.id}/presence`, { token: a.token, data: { action: 'reset' } });
+    expect(r.status).toBe(404);
+    expect(r.body).toMatchObject({ status: 'error', error: '404', message: 'faulty_request', data: { message: 'faulty request' } });
+    expect(h.presence.calls).toEqual([]);
+  });
+
   it('saves the reset snapshot as report-{ID}, readable only from the account', async () => {
     const r = await h.call('POST', `/v2/accounts/${a.id}/presence/1001`, { token: a.token, data: { action: 'reset' } });
     const path = r.headers.get('x-presence-report')!;

@@ -124,6 +124,11 @@ export function registerPresenceRoutes(t: RouteTable, deps: ApiDeps): void {
     reply(ctx, deps, { subscriptions: kazooSubscriptions(subs) });
   });
 
+  // Kazoo's OAS lists it, its code answers 404 "faulty request" (cb_presence validate_presence_thing/2); so do we.
+  t.add({ method: 'post', path: `${base}/presence`, summary: 'Not a command: answers 404 faulty_request as Kazoo does (POST to /presence/{EXT})', tag: 'presence', auth: true }, ...scoped, async () => {
+    throw apiErrors.faultyRequest();
+  });
+
   t.add({ method: 'get', path: `${base}/presence/:extension`, summary: "One extension's subscriptions and current state; report-{ID} downloads a reset snapshot", tag: 'presence', auth: true }, ...scoped, async (c) => {
     const ctx = c as ApiContext;
     const account = ctx.state.account!;
