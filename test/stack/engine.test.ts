@@ -214,6 +214,24 @@ describe('embedded engine: server transactions over UDP', () => {
     await until(() => held.length === 3);
   });
 
+  it('frees the pending slot of a request the handler never answers after 64*T1', async () => {
+    const scheduler = new FakeScheduler();
+    const held: ServerTransaction[] = [];
+    const { peer, port } = await setup({
+      timers: { scheduler }, overrides: { sip: { limits: { maxPendingRequests: 1 } } }, handler: (tx) => { held.push(tx); },
+    });
+    peer.send(requestText(peer.via(), { callId: 'never@t' }), port);
+    await until(() => held.length === 1);
+    peer.send(requestText(peer.via(), { callId: 'shed@t' }), port);
+    await peer.next((m) => m.status === 503);
+    scheduler.advance(32_000);
+    peer.send(requestText(peer.via(), { callId: 'later@t' }), port);
+    await until(() => held.length === 2);
+    held[0]!.respond({ status: 200 }); // too late: ignored, nothing sent
+    await sleep(30);
+    expect(peer.received.map((r) => r.msg.status)).toEqual([503]);
+  });
+
   it('a handler that throws gets a 500 sent for it', async () => {
     const { peer, port } = await setup({ handler: () => { throw new Error('boom'); } });
     peer.send(requestText(peer.via()), port);
