@@ -50,6 +50,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const http: HttpServer = await new Promise((resolve, reject) => {
     const s = app.listen(config.api.port, config.api.address, () => resolve(s));
     s.once('error', reject);
+    // Slow clients (slowloris) must not hold sockets: bounded time for headers and for a whole request.
+    s.headersTimeout = 10_000;
+    s.requestTimeout = 30_000;
   });
   const apiInfo = http.address() as AddressInfo;
   logger.info({ transport: 'http', address: apiInfo.address, port: apiInfo.port }, `API listening on http://${apiInfo.address}:${apiInfo.port}`);
