@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer, tempDbFile, type TestServer } from '../helpers/server.js';
 import {
   LoopPeer, authenticated, authorization, parseChallenges, parseRaw, publish, seed, sleep, subscribe, withAuth, type RawMessage,
 } from './helpers.js';
@@ -301,6 +301,46 @@ describe('auth off (a lab)', () => {
     } finally {
       p.close();
       await open.stop();
+    }
+  });
+});
+
+describe('the dialog binding survives a restart', () => {
+  it('after a restart on the same database, another user still cannot end the subscription; its owner can', async () => {
+    const db = tempDbFile();
+    const overrides = { sip: { auth: true } };
+    let server = await startTestServer({ dbFile: db.file, overrides });
+    const owner = await LoopPeer.open(server.sip('udp').port, { localAddress: '127.0.0.60' });
+    const other = await LoopPeer.open(server.sip('udp').port, { localAddress: '127.0.0.61' });
+    try {
+      seed(server.server.db, [{ name: 'Acme', realm: ACME, devices: [{ username: '100', password: 'restart-100' }, { username: '101', password: 'restart-101' }] }]);
+      const { final } = await authenticated(owner, subscribe(owner, { user: '201', domain: ACME, watcher: '100', fromTag: 'rt-owner' }), { username: '100', password: 'restart-100' });
+      expect(final.status).toBe(200);
+      const callId = final.get('call-id')!;
+      const toTag = /tag=([^;>\s]+)/.exec(final.get('to')!)![1]!;
+      await server.server.stop();
+      server = await startTestServer({ dbFile: db.file, overrides });
+      const port = server.sip('udp').port;
+      const target = `sip:127.0.0.1:${port};transport=udp`;
+      const reopen = async (p: LoopPeer) => LoopPeer.open(port, { localAddress: p.localAddress });
+      const owner2 = await reopen(owner);
+      const other2 = await reopen(other);
+      try {
+        const inDialog = (peer: LoopPeer, cseq: number) => subscribe(peer, { user: '201', domain: ACME, watcher: '100', callId, fromTag: 'rt-owner', toTag, cseq, expires: 0, requestUri: target });
+        const { final: forged } = await authenticated(other2, inDialog(other2, 10), { username: '101', password: 'restart-101' });
+        expect(forged.status).toBe(403);
+        expect(server.server.presence.listSubscriptions(ACME).some((s) => s.callId === callId)).toBe(true);
+        const { final: ended } = await authenticated(owner2, inDialog(owner2, 20), { username: '100', password: 'restart-100' });
+        expect(ended.status).toBe(200);
+      } finally {
+        owner2.close();
+        other2.close();
+      }
+    } finally {
+      owner.close();
+      other.close();
+      await server.server.stop();
+      db.cleanup();
     }
   });
 });
