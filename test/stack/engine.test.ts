@@ -31,6 +31,32 @@ describe('embedded engine: server transactions over UDP', () => {
     expect(e.engine.contactUri('ws')).toBe(`sip:127.0.0.1:${e.addr('ws').port};transport=ws`);
   });
 
+  it('start() fails cleanly when an address is taken, closing what it had opened', async () => {
+    const taken = await UdpPeer.open();
+    cleanups.push(() => taken.close());
+    const { createEmbeddedEngine } = await import('../../src/sip/stack/engine.js');
+    const { engineConfig } = await import('./engine-harness.js');
+    const { createMetrics } = await import('../../src/metrics.js');
+    const { silentLogger } = await import('../../src/log.js');
+    const net = await import('node:net');
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const tcpPort = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const metrics = createMetrics();
+    cleanups.push(() => metrics.stop());
+    const engine = createEmbeddedEngine({
+      config: engineConfig({ sip: { listen: [{ transport: 'tcp', address: '127.0.0.1', port: tcpPort }, { transport: 'udp', address: '127.0.0.1', port: taken.port }] } }),
+      logger: silentLogger, metrics,
+    });
+    await expect(engine.start()).rejects.toThrow(/EADDRINUSE/);
+    expect(engine.isReady()).toBe(false);
+    // The TCP listener it had opened first is closed again: the port can be bound.
+    const again = net.createServer();
+    await new Promise<void>((r, j) => { again.once('error', j); again.listen(tcpPort, '127.0.0.1', () => r()); });
+    await new Promise<void>((r) => again.close(() => r()));
+  });
+
   it('uses sip.publicAddress in Contact and in the Via of what it sends', async () => {
     const { e, peer } = await setup({ overrides: { sip: { publicAddress: '203.0.113.7' } } });
     expect(e.engine.contactUri('tcp')).toBe(`sip:203.0.113.7:${e.addr('tcp').port};transport=tcp`);

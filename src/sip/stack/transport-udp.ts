@@ -33,7 +33,11 @@ export class UdpTransport {
     const socket = dgram.createSocket({ type: isIPv6(this.opts.address) ? 'udp6' : 'udp4', reuseAddr: false });
     this.socket = socket;
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
+      const onError = (err: Error) => {
+        this.socket = undefined;
+        try { socket.close(); } catch { /* never bound */ }
+        reject(err);
+      };
       socket.once('error', onError);
       socket.bind(this.opts.port, this.opts.address, () => {
         socket.off('error', onError);
