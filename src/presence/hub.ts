@@ -49,7 +49,10 @@ export class Hub {
   recompute(presentity: string, event: EventPackageName, cause: ChangeCause, silent = false): CurrentState {
     const started = performance.now();
     const key = targetKey(presentity, event);
-    const next = this.compose(presentity, event, this.states.get(key)?.composed);
+    // An admin reset has no real call behind it: start from idle, so no call-id or tags of the last call survive
+    // (a phone would build a Replaces INVITE from them; sip-requirements.md §2.1 "design consequences").
+    const previous = cause === 'reset' ? undefined : this.states.get(key)?.composed;
+    const next = this.compose(presentity, event, previous);
     this.states.set(key, next);
     if (!silent) {
       const change: StateChange = { presentity, event, cause, startedAt: started };
