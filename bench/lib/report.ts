@@ -193,7 +193,7 @@ export function renderReport(r: BenchResults): string {
     const made = s.made.map((x) => `${fmt(x.ok)} ok / ${fmt(x.failed)} failed in ${(x.ms / 1000).toFixed(1)} s (${fmt(x.ok / (x.ms / 1000))}/s, ${fmt(x.retransmissions)} retrans)`).join(' + ');
     out.push(`- scale ${s.server}: subscriptions made by bench/lib/sipclient.ts (UDP, window 400): ${made || 'none'}${s.presenceNote ? `; presence: ${s.presenceNote}` : ''}${s.note ? `; ${s.note}` : ''}`);
   }
-  if (r.parser?.runs.length) out.push(`- parser: ${r.parser.runs.map((x) => fmt(x)).join(', ')} messages/s`);
+  if (r.parser?.runs.length) out.push(`- parser (bench/parser.ts, parse of the message mix; each run is its own median of 5): ${r.parser.runs.map((x) => fmt(x)).join(', ')} messages/s${r.parser.last ? `; last run's JSON: \`${JSON.stringify(r.parser.last)}\`` : ''}`);
   out.push('', `Raw sipp stat/screen/error files, server logs and results.json are in ${r.outDir.replace(/^.*\/(bench-results\/)/, '$1')}/.`);
   return out.join('\n');
 }

@@ -86,6 +86,8 @@ export class UdpSipClient {
   private readonly run = randomBytes(4).toString('hex');
   private readonly byCallId = new Map<string, Pending>();
   private localPort = 0;
+  /** Call-ID, tag and branch come from this counter, never from the caller's index: two batches must not collide. */
+  private seq = 0;
   notifiesAnswered = 0;
 
   private constructor() {
@@ -147,7 +149,7 @@ export class UdpSipClient {
     if (!p.done && p.got2xx && p.gotNotify) this.onResult?.(p);
   }
 
-  private subscribeBytes(o: SubscribeManyOptions, i: number, callId: string, branch: string): Buffer {
+  private subscribeBytes(o: SubscribeManyOptions, i: number, n: number, callId: string, branch: string): Buffer {
     const ext = o.extension(i);
     const w = o.watcher(i);
     const lp = this.localPort;
@@ -155,7 +157,7 @@ export class UdpSipClient {
       `SUBSCRIBE sip:${ext}@${o.domain} SIP/2.0`,
       `Via: SIP/2.0/UDP 127.0.0.1:${lp};branch=${branch};rport`,
       'Max-Forwards: 70',
-      `From: <sip:${w}@${o.domain}>;tag=f${this.run}${i}`,
+      `From: <sip:${w}@${o.domain}>;tag=f${this.run}${n}`,
       `To: <sip:${ext}@${o.domain}>`,
       `Call-ID: ${callId}`,
       'CSeq: 1 SUBSCRIBE',
@@ -193,9 +195,10 @@ export class UdpSipClient {
       const pump = () => {
         while (inflight.size < window && next < o.count) {
           const i = next++;
-          const callId = `b${this.run}-${i}@bench`;
-          const branch = `z9hG4bK${this.run}${i}`;
-          const p: Pending = { i, callId, branch, raw: this.subscribeBytes(o, i, callId, branch), tries: 1, sentAt: performance.now(), got2xx: false, gotNotify: false, done: false };
+          const n = this.seq++;
+          const callId = `b${this.run}-${n}@bench`;
+          const branch = `z9hG4bK${this.run}x${n}`;
+          const p: Pending = { i, callId, branch, raw: this.subscribeBytes(o, i, n, callId, branch), tries: 1, sentAt: performance.now(), got2xx: false, gotNotify: false, done: false };
           inflight.add(p);
           this.byCallId.set(callId, p);
           this.sock.send(p.raw, o.port, o.host);
@@ -238,10 +241,10 @@ export class UdpSipClient {
   async optionsPing(host: string, port: number, timeoutMs: number): Promise<number | undefined> {
     const t0 = performance.now();
     for (let n = 0; performance.now() - t0 < timeoutMs; n++) {
-      const callId = `o${this.run}-${n}@bench`;
+      const callId = `o${this.run}-${this.seq++}@bench`;
       const msg = [
         `OPTIONS sip:${host}:${port} SIP/2.0`,
-        `Via: SIP/2.0/UDP 127.0.0.1:${this.localPort};branch=z9hG4bKo${this.run}${n};rport`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${this.localPort};branch=z9hG4bKo${this.run}x${callId.slice(1, callId.indexOf('@'))};rport`,
         'Max-Forwards: 70', `From: <sip:bench@127.0.0.1>;tag=o${n}`, `To: <sip:${host}:${port}>`,
         `Call-ID: ${callId}`, '1 OPTIONS'.replace(/^/, 'CSeq: '), 'Content-Length: 0', '', '',
       ].join(CRLF);
