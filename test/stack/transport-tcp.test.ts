@@ -258,4 +258,21 @@ describe('embedded engine over TCP', () => {
     expect(phone.sockets).toHaveLength(1);
     expect(phone.got.map((m) => m.get('cseq'))).toEqual(['1 NOTIFY', '2 NOTIFY', '3 NOTIFY', '4 NOTIFY', '5 NOTIFY']);
   });
+
+  it('closes a connection whose peer stops reading once the write backlog passes its bound', async () => {
+    const e = await setup({ overrides: { sip: { maxMessageSize: 1024 } } });
+    const p = await peerOf(e);
+    await p.write(tcpReq(p));
+    await p.next((m) => m.status === 200);
+    p.socket.pause(); // reads nothing more: the kernel buffers fill, then ours would
+    const flowId = e.seen[0]!.flow.id;
+    const body = 'x'.repeat(900);
+    const outs: Array<Promise<{ status: number; local?: string }>> = [];
+    for (let i = 0; i < 8000; i++) outs.push(e.engine.sendRequest(notifySpec({ transport: 'tcp', flowId, requestUri: 'sip:w@x.invalid;transport=tcp', cseq: i + 1, body })));
+    const results = await Promise.all(outs);
+    expect(results.every((o) => o.local === 'transport-error' || o.local === 'no-flow')).toBe(true);
+    expect(await e.engine.sendRequest(notifySpec({ transport: 'tcp', flowId, requestUri: 'sip:w@x.invalid;transport=tcp' }))).toMatchObject({ local: 'no-flow' });
+    p.socket.resume();
+    await until(() => p.closed, 5000, 'connection closed');
+  });
 });

@@ -9,6 +9,17 @@ import type { FlowConnection, FlowTable } from './flows.js';
 
 const CRLF = Buffer.from('\r\n');
 
+/**
+ * A peer that stops reading must not make us buffer without bound: past this many unsent bytes (in messages of
+ * at most sip.maxMessageSize) the connection is closed and its transactions fail as transport errors (§17.1.4).
+ */
+export function maxWriteBacklog(limits: StreamLimits): number {
+  return 16 * limits.maxMessageSize;
+}
+
+/** TCP keep-alive probes on idle SIP connections, so a peer that vanished without a FIN leaves the flow table. */
+export const TCP_KEEPALIVE_MS = 30_000;
+
 export interface StreamLimits {
   maxMessageSize: number;
   maxHeaders: number;
@@ -36,9 +47,11 @@ export function plainAddress(a: string | undefined): string {
 class TcpConnection implements FlowConnection {
   readonly framer: StreamFramer;
   private closed = false;
+  private readonly backlog: number;
 
   constructor(readonly flow: Flow, readonly socket: net.Socket, limits: StreamLimits, readonly outbound: boolean) {
     this.framer = new StreamFramer(limits);
+    this.backlog = maxWriteBacklog(limits);
   }
 
   get open(): boolean {
@@ -51,6 +64,10 @@ class TcpConnection implements FlowConnection {
 
   send(data: Buffer): boolean {
     if (!this.open) return false;
+    if (this.socket.writableLength > this.backlog) {
+      this.close();
+      return false;
+    }
     this.socket.write(data);
     return true;
   }
@@ -107,7 +124,7 @@ export class TcpTransport {
     };
     const conn = new TcpConnection(flow, socket, this.opts.limits, outbound);
     this.opts.flows.add(conn);
-    socket.setKeepAlive(true, 30_000);
+    socket.setKeepAlive(true, TCP_KEEPALIVE_MS);
     socket.on('data', (chunk: Buffer) => {
       if (!conn.open) return;
       let r: ReturnType<StreamFramer['push']>;

@@ -7,7 +7,7 @@ import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import type { Logger } from '../../log.js';
 import type { Flow } from '../port.js';
 import type { FlowConnection, FlowTable } from './flows.js';
-import { plainAddress } from './transport-tcp.js';
+import { plainAddress, TCP_KEEPALIVE_MS } from './transport-tcp.js';
 
 export const WS_SUBPROTOCOL = 'sip';
 
@@ -24,7 +24,7 @@ export interface WsTransportOptions {
 
 class WsConnection implements FlowConnection {
   readonly outbound = false;
-  constructor(readonly flow: Flow, readonly ws: WebSocket) {}
+  constructor(readonly flow: Flow, readonly ws: WebSocket, private readonly backlog: number) {}
 
   get open(): boolean {
     return this.ws.readyState === WebSocket.OPEN;
@@ -32,6 +32,11 @@ class WsConnection implements FlowConnection {
 
   send(data: Buffer): boolean {
     if (!this.open) return false;
+    // A client that stops reading is dropped rather than buffered without bound (as for TCP).
+    if (this.ws.bufferedAmount > this.backlog) {
+      this.ws.terminate();
+      return false;
+    }
     // SIP over WS is text (RFC 7118 §5.1 allows both; browsers expect text frames for UTF-8 SIP).
     this.ws.send(data, { binary: false });
     return true;
@@ -120,7 +125,8 @@ export class WsTransport {
       remoteAddress: plainAddress(s.remoteAddress),
       remotePort: s.remotePort ?? 0,
     };
-    const conn = new WsConnection(flow, ws);
+    s.setKeepAlive(true, TCP_KEEPALIVE_MS);
+    const conn = new WsConnection(flow, ws, 16 * this.opts.maxMessageSize);
     this.opts.flows.add(conn);
     ws.on('message', (data: RawData) => {
       const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
