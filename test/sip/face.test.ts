@@ -358,6 +358,36 @@ describe('NOTIFY after state changes', () => {
   });
 });
 
+describe('NOTIFY persistence and target refresh', () => {
+  it('CSeq and version are on disk before each NOTIFY is handed to the engine', async () => {
+    const h = await setup();
+    const seen: Array<{ cseq: number; row: { local_cseq: number; notify_version: number } }> = [];
+    h.engine.answer = (spec) => {
+      const r = h.db.prepare('SELECT local_cseq, notify_version FROM subscriptions WHERE call_id = ?').get(spec.callId) as { local_cseq: number; notify_version: number };
+      seen.push({ cseq: spec.cseq, row: r });
+      return { status: 200, reason: 'OK' };
+    };
+    await subscribed(h);
+    await publish(h, { state: 'early' });
+    await h.engine.waitSent(2);
+    expect(seen).toEqual([{ cseq: 1, row: { local_cseq: 1, notify_version: 0 } }, { cseq: 2, row: { local_cseq: 2, notify_version: 1 } }]);
+  });
+
+  it('a refresh is a target refresh: new Contact and flow are used for the next NOTIFY and stored', async () => {
+    const h = await setup();
+    const s = await subscribed(h);
+    const r = await subscribe(h, { callId: s.callId, fromTag: s.fromTag, toTag: s.toTag, cseq: 2, extra: { contact: '<sip:100@10.9.9.9:5070>' } },
+      { id: 'udp:127.0.0.1:5060:10.9.9.9:5070', remoteAddress: '10.9.9.9', remotePort: 5070 });
+    expect(r.status).toBe(200);
+    const n = await h.engine.waitSent(2);
+    expect(n.spec.requestUri).toBe('sip:100@10.9.9.9:5070');
+    expect(n.spec.flowRemote).toEqual({ address: '10.9.9.9', port: 5070 });
+    await tick();
+    expect(h.db.prepare('SELECT remote_target, source_address, source_port, remote_cseq FROM subscriptions').get())
+      .toEqual({ remote_target: 'sip:100@10.9.9.9:5070', source_address: '10.9.9.9', source_port: 5070, remote_cseq: 2 });
+  });
+});
+
 describe('NOTIFY failure policy', () => {
   it('a 481 removes the subscription at once (memory and db)', async () => {
     const h = await setup();
