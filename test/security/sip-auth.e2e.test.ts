@@ -256,6 +256,31 @@ describe('XML bodies escape what came from outside', () => {
   });
 });
 
+describe('XML bodies escape what came from outside (PIDF, hostile presentity)', () => {
+  it('a hostile PIDF note and a hostile presentity user part come out escaped', async () => {
+    const watcher = await peer('127.0.0.31');
+    // %3C%22%26 is <"& in the user part (RFC 3261 §19.1.2 escapes); it ends up in the entity attribute.
+    const hostileUser = 'x%3Cy%22z%26';
+    const text = subscribe(watcher, { user: hostileUser, domain: ACME, watcher: '100', event: 'presence', extra: ['Accept: application/pidf+xml'] });
+    const { final } = await authenticated(watcher, text, { username: '100', password: 'acme-100-pw' });
+    expect(final.status).toBe(200);
+    const callId = final.get('call-id');
+    const first = await watcher.waitFor((m) => m.method === 'NOTIFY' && m.get('call-id') === callId, 3000, 0);
+    const entity = /entity="([^"]*)"/.exec(first.body)?.[1];
+    expect(entity).toBeDefined();
+    expect(entity).not.toMatch(/[<&](?!amp;|lt;|gt;|quot;|apos;|#)/);
+    const mark = watcher.received.length;
+    const pbx = await peer('127.0.0.10');
+    const pidf = '<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:x@acme.test">'
+      + '<tuple id="t1"><status><basic>open</basic></status><note>&lt;/note&gt;&lt;script&gt;alert(1)&lt;/script&gt; &amp; co</note></tuple></presence>';
+    const r = await pbx.request(publish(pbx, { user: hostileUser, domain: ACME, body: pidf, event: 'presence', contentType: 'application/pidf+xml' }));
+    expect(r.status).toBe(200);
+    const n = await watcher.waitFor((m) => m.method === 'NOTIFY' && m.get('call-id') === callId && m.body.includes('open'), 3000, mark);
+    expect(n.body).not.toContain('<script>');
+    expect(n.body).toContain('&lt;script&gt;alert(1)&lt;/script&gt; &amp; co');
+  });
+});
+
 async function counter(name: string, reason: string): Promise<number> {
   const text = await ts.server.metrics.registry.metrics();
   const m = new RegExp(`^${name}\\{reason="${reason}"\\} (\\d+)`, 'm').exec(text);
