@@ -275,4 +275,17 @@ describe('embedded engine over TCP', () => {
     p.socket.resume();
     await until(() => p.closed, 5000, 'connection closed');
   });
+
+  it('closes an accepted connection that sends no SIP message within 64*T1; one that did stays', async () => {
+    const e = await setup({ timers: { T1: 10, T2: 80, T4: 100 } }); // 64*T1 = 640 ms
+    const silent = await peerOf(e);
+    const talker = await peerOf(e);
+    await talker.write(tcpReq(talker));
+    await talker.next((m) => m.status === 200);
+    const t0 = Date.now();
+    await until(() => silent.closed, 3000, 'silent connection closed');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
+    await sleep(700);
+    expect(talker.closed).toBe(false);
+  });
 });

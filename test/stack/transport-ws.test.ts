@@ -109,4 +109,15 @@ describe('embedded engine over WebSocket', () => {
     await e.engine.stop();
     await until(() => p.ws.readyState === WebSocket.CLOSED, 3000, 'ws closed');
   });
+
+  it('closes a WebSocket that sends no SIP message within 64*T1', async () => {
+    const e = await setup({ timers: { T1: 10, T2: 80, T4: 100 } });
+    const silent = await peerOf(e);
+    const talker = await peerOf(e);
+    talker.send(wsReq(talker));
+    await talker.next();
+    await until(() => silent.ws.readyState === WebSocket.CLOSED, 3000, 'silent ws closed');
+    await sleep(700);
+    expect(talker.ws.readyState).toBe(WebSocket.OPEN);
+  });
 });

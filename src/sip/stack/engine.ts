@@ -177,6 +177,7 @@ class EmbeddedEngine implements SipEngine {
         } else if (l.transport === 'tcp') {
           const t = new TcpTransport({
             address: l.address, port: l.port, flows: this.flows, limits: this.limits, logger: this.logger,
+            firstMessageTimeoutMs: timerF(this.timers),
             admit: (ra) => this.admitConnection('tcp', ra),
             onMessage: (data, conn) => this.onMessage(data, conn.flow, conn),
             onFramingError: (conn, error) => {
@@ -191,6 +192,7 @@ class EmbeddedEngine implements SipEngine {
         } else {
           const t = new WsTransport({
             address: l.address, port: l.port, flows: this.flows, maxMessageSize: sip.maxMessageSize, logger: this.logger,
+            firstMessageTimeoutMs: timerF(this.timers),
             admit: (ra) => this.admitConnection('ws', ra),
             onMessage: (data, conn) => this.onMessage(data, conn.flow, conn),
             onClose: (conn) => this.onConnectionClosed(conn),

@@ -31,6 +31,11 @@ export interface TcpTransportOptions {
   flows: FlowTable;
   limits: StreamLimits;
   logger: Logger;
+  /**
+   * An accepted connection that has not delivered one whole SIP message (nor a keep-alive) by then is closed:
+   * phones send at once, a scanner or a slow-loris holding a connection slot does not. 0 disables.
+   */
+  firstMessageTimeoutMs: number;
   /** Decide whether a new connection from this source may stay open (connection caps, RFC 3261 has none). */
   admit(remoteAddress: string): boolean;
   onMessage(data: Buffer, conn: FlowConnection): void;
@@ -48,6 +53,7 @@ class TcpConnection implements FlowConnection {
   readonly framer: StreamFramer;
   private closed = false;
   private readonly backlog: number;
+  onFirstMessage: (() => void) | undefined;
 
   constructor(readonly flow: Flow, readonly socket: net.Socket, limits: StreamLimits, readonly outbound: boolean) {
     this.framer = new StreamFramer(limits);
@@ -110,7 +116,14 @@ export class TcpTransport {
       socket.destroy();
       return;
     }
-    this.attach(socket, false);
+    const conn = this.attach(socket, false);
+    if (this.opts.firstMessageTimeoutMs > 0) {
+      socket.setTimeout(this.opts.firstMessageTimeoutMs, () => {
+        this.opts.logger.debug({ transport: 'tcp', flow: conn.flow.id, remoteAddress }, 'TCP connection closed: no SIP message in time');
+        conn.close();
+      });
+      conn.onFirstMessage = () => socket.setTimeout(0);
+    }
   }
 
   private attach(socket: net.Socket, outbound: boolean): TcpConnection {
@@ -136,6 +149,10 @@ export class TcpTransport {
         return;
       }
       for (let i = 0; i < r.pings; i++) socket.write(CRLF);
+      if ((r.pings > 0 || r.messages.length > 0) && conn.onFirstMessage) {
+        conn.onFirstMessage();
+        conn.onFirstMessage = undefined;
+      }
       for (const m of r.messages) this.opts.onMessage(m, conn);
       if (r.error) {
         // The stream cannot be resynchronised after a framing error (§18.3): drop the connection.

@@ -17,6 +17,8 @@ export interface WsTransportOptions {
   flows: FlowTable;
   maxMessageSize: number;
   logger: Logger;
+  /** As for TCP: a WebSocket that sends no SIP message by then is closed. 0 disables. */
+  firstMessageTimeoutMs: number;
   admit(remoteAddress: string): boolean;
   onMessage(data: Buffer, conn: FlowConnection): void;
   onClose(conn: FlowConnection): void;
@@ -128,7 +130,18 @@ export class WsTransport {
     s.setKeepAlive(true, TCP_KEEPALIVE_MS);
     const conn = new WsConnection(flow, ws, 16 * this.opts.maxMessageSize);
     this.opts.flows.add(conn);
+    let first = true;
+    if (this.opts.firstMessageTimeoutMs > 0) {
+      s.setTimeout(this.opts.firstMessageTimeoutMs, () => {
+        this.opts.logger.debug({ transport: 'ws', flow: flow.id, remoteAddress: flow.remoteAddress }, 'WebSocket closed: no SIP message in time');
+        ws.terminate();
+      });
+    }
     ws.on('message', (data: RawData) => {
+      if (first) {
+        first = false;
+        s.setTimeout(0);
+      }
       const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       this.opts.onMessage(buf, conn);
     });
