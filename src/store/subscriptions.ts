@@ -62,17 +62,35 @@ type RawRow = [
   number, string | null,
 ];
 
-function fromRaw(r: RawRow): SubscriptionRecord {
-  return {
-    id: r[0], event: r[1] as SubscriptionRecord['event'], eventId: r[2], presentity: r[3], domain: r[4],
-    watcherUri: r[5], callId: r[6], localTag: r[7], remoteTag: r[8], localUri: r[9], remoteUri: r[10],
-    remoteTarget: r[11], routeSet: r[12] === '[]' ? EMPTY_ROUTE : (JSON.parse(r[12]) as string[]),
-    localCseq: r[13], remoteCseq: r[14], notifyVersion: r[15], accept: r[16],
-    transport: r[17] as SubscriptionTransport, flowId: r[18], sourceAddress: r[19], sourcePort: r[20],
-    identity: r[21], expires: r[22], expiresAt: r[23], nodeId: r[24], createdAt: r[25], updatedAt: r[26],
-    lastNotifyCseq: r[27], lastNotifyReply: r[28], userAgent: r[29],
+/**
+ * Values repeated across many rows (domain, node, Accept, User-Agent...) share one string in memory instead of one
+ * copy per row; with 100k subscriptions that is tens of megabytes.
+ */
+function interner(): <T extends string | null>(v: T) => T {
+  const seen = new Map<string, string>();
+  return <T extends string | null>(v: T): T => {
+    if (v === null) return v;
+    const hit = seen.get(v);
+    if (hit !== undefined) return hit as T;
+    seen.set(v, v);
+    return v;
   };
 }
+
+function fromRaw(r: RawRow, intern: ReturnType<typeof interner>): SubscriptionRecord {
+  return {
+    id: r[0], event: intern(r[1]) as SubscriptionRecord['event'], eventId: r[2], presentity: intern(r[3]), domain: intern(r[4]),
+    watcherUri: r[5], callId: r[6], localTag: r[7], remoteTag: r[8], localUri: r[9], remoteUri: r[10],
+    remoteTarget: r[11], routeSet: r[12] === '[]' ? EMPTY_ROUTE : (JSON.parse(r[12]) as string[]),
+    localCseq: r[13], remoteCseq: r[14], notifyVersion: r[15], accept: intern(r[16]),
+    transport: intern(r[17]) as SubscriptionTransport, flowId: r[18], sourceAddress: intern(r[19]), sourcePort: r[20],
+    identity: intern(r[21]), expires: r[22], expiresAt: r[23], nodeId: intern(r[24]), createdAt: r[25], updatedAt: r[26],
+    lastNotifyCseq: r[27], lastNotifyReply: r[28], userAgent: intern(r[29]),
+  };
+}
+
+/** Rows per read when loading at start. */
+const LOAD_CHUNK = 5000;
 
 /** Shared by every subscription without Record-Route (most of them): one array, not 100k. */
 const EMPTY_ROUTE: string[] = [];
@@ -99,7 +117,7 @@ export class SubscriptionStore {
       last_notify_body = ? WHERE id = ?`);
     this.replyStmt = db.prepare('UPDATE subscriptions SET last_notify_reply = ? WHERE id = ?');
     this.deleteStmt = db.prepare('DELETE FROM subscriptions WHERE id = ?');
-    this.allStmt = db.prepare(`SELECT ${COLUMNS} FROM subscriptions`).raw();
+    this.allStmt = db.prepare(`SELECT ${COLUMNS}, rowid FROM subscriptions WHERE rowid > ? ORDER BY rowid LIMIT ${LOAD_CHUNK}`).raw();
     this.bodyStmt = db.prepare('SELECT last_notify_body AS body FROM subscriptions WHERE id = ?').pluck();
     this.countStmt = db.prepare('SELECT count(*) FROM subscriptions').pluck();
   }
@@ -143,7 +161,16 @@ export class SubscriptionStore {
 
   loadAll(): SubscriptionRecord[] {
     const out: SubscriptionRecord[] = [];
-    for (const r of this.allStmt.iterate() as IterableIterator<RawRow>) out.push(fromRaw(r));
+    const intern = interner();
+    // In chunks by rowid: as fast as one .all(), without holding every raw row of 100k at once.
+    let after = 0;
+    for (;;) {
+      // Each raw row is COLUMNS followed by the rowid.
+      const rows = this.allStmt.all(after) as Array<RawRow & { 30: number }>;
+      for (const r of rows) out.push(fromRaw(r, intern));
+      if (rows.length < LOAD_CHUNK) break;
+      after = rows[rows.length - 1]![30];
+    }
     return out;
   }
 

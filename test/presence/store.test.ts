@@ -60,6 +60,20 @@ describe('SubscriptionStore', () => {
     expect(indexes).toEqual(expect.arrayContaining(['subscriptions_presentity_event', 'subscriptions_expires_at']));
   });
 
+  it('loads every row across the chunk boundaries of the start-up read', async () => {
+    const tmp = tempDbFile();
+    cleanups.push(tmp.cleanup);
+    const a = open(tmp.file);
+    const s = new SubscriptionStore(a.db, a.commit);
+    const n = 12_345;
+    await Promise.all(Array.from({ length: n }, (_, i) => s.insert(sub(`k${i}`, { userAgent: i % 2 ? 'A' : 'B' }))));
+    const loaded = s.loadAll();
+    expect(loaded).toHaveLength(n);
+    expect(new Set(loaded.map((r) => r.id)).size).toBe(n);
+    expect(loaded[n - 1]!.id).toBe(`k${n - 1}`);
+    expect(loaded.filter((r) => r.userAgent === 'A')).toHaveLength(Math.floor(n / 2));
+  });
+
   it('refresh moves expiry, target and flow', async () => {
     const tmp = tempDbFile();
     cleanups.push(tmp.cleanup);
