@@ -211,6 +211,19 @@ describe('SUBSCRIBE: refusing', () => {
     expect(answered).toBe(false);
   });
 
+  it('400 for a malformed Expires or a missing Contact, 404 for an R-URI without a user part', async () => {
+    const h = await setup();
+    const bad = await subscribe(h, { extra: { expires: 'soon' } });
+    expect(bad.status).toBe(400);
+    expect(bad.reason).toBe('Malformed Expires');
+    const noContact = await h.engine.request({ method: 'SUBSCRIBE', uri: 'sip:201@example.com', headers: {
+      from: `<sip:100@example.com>;tag=${tag()}`, to: '<sip:201@example.com>', 'call-id': tag(), cseq: '1 SUBSCRIBE', event: 'dialog',
+    } });
+    expect(noContact.status).toBe(400);
+    expect((await subscribe(h, { uri: 'sip:example.com' })).status).toBe(404);
+    expect(h.presence.subscriptionCount).toBe(0);
+  });
+
   it('OPTIONS: 200 with Allow, Allow-Events and Accept', async () => {
     const h = await setup();
     const r = await subscribe(h, { method: 'OPTIONS', event: null });
