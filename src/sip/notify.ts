@@ -178,9 +178,12 @@ export class Notifier {
       },
       (err: unknown) => {
         handOver();
+        rt.inFlight = false;
         if (this.stopped) return;
-        this.o.logger.error({ subscription: sub.id, err: (err as Error).message }, 'NOTIFY could not be sent');
-        this.settled(sub, rt, { status: 500, reason: 'Internal', local: 'transport-error' });
+        // The numbers could not be committed (or the engine threw): nothing was sent, and it says nothing about
+        // the watcher, so no failure policy; the next change tries again.
+        this.o.logger.error({ subscription: sub.id, err: (err as Error).message }, 'NOTIFY not sent');
+        this.o.metrics.notifyFailed.inc({ cause: 'internal' });
       },
     );
     void removed?.catch(() => undefined);
