@@ -1,5 +1,6 @@
 // RFC 3261 §17 non-INVITE transaction state machines on their own, driven by a fake scheduler.
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { FakeScheduler } from './engine-harness.js';
 import { createTimers, nextTimerE } from '../../src/sip/stack/timers.js';
 import { NonInviteServerTransaction, ServerTransactionTable, serverTransactionKey } from '../../src/sip/stack/transaction-server.js';
@@ -196,5 +197,33 @@ describe('non-INVITE client transaction (§17.1.2)', () => {
 
   it('timers are validated', () => {
     expect(() => createTimers({ T1: 0 })).toThrow(RangeError);
+  });
+
+  it('for any T1 <= T2: retransmission gaps are T1, 2T1, ... capped at T2, and the outcome comes at 64*T1', async () => {
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: 16 }), async (T1, mult) => {
+      const T2 = T1 * mult;
+      const scheduler = new FakeScheduler();
+      const timers = createTimers({ T1, T2, T4: 5 * T1, scheduler });
+      const sends: number[] = [];
+      const tx = new ClientTransactionTable().create({
+        key: 'k', request: Buffer.from('x'), reliable: false, timers, send: () => { sends.push(scheduler.now()); return true; },
+      });
+      let at: number | undefined;
+      void tx.outcome.then(() => { at = scheduler.now(); });
+      tx.start();
+      scheduler.advance(64 * T1 - 1);
+      await Promise.resolve();
+      expect(at).toBeUndefined();
+      scheduler.advance(1);
+      await Promise.resolve();
+      expect(at).toBe(64 * T1);
+      let gap = T1;
+      for (let i = 1; i < sends.length; i++) {
+        expect(sends[i]! - sends[i - 1]!).toBe(gap);
+        gap = Math.min(2 * gap, T2);
+      }
+      // The last send is the final one before Timer F: the next would have been at or after 64*T1.
+      expect(sends[sends.length - 1]! + gap).toBeGreaterThanOrEqual(64 * T1);
+    }), { numRuns: 200 });
   });
 });
