@@ -102,8 +102,8 @@ export function quote(s: string): string {
 }
 
 /** Index of the closing quote of the quoted-string opening at i, or -1. */
-function endOfQuoted(s: string, i: number): number {
-  for (let j = i + 1; j < s.length; j++) {
+function endOfQuoted(s: string, i: number, n = s.length): number {
+  for (let j = i + 1; j < n; j++) {
     const c = s.charCodeAt(j);
     if (c === C_BSLASH) j++;
     else if (c === C_QUOTE) return j;
@@ -157,8 +157,7 @@ export function parseParams(s: string): Params {
  * Parse params from s[i..] into out (or only check them when out is null); returns false when a quoted value is
  * unterminated, a name is not a token or junk follows a value.
  */
-function parseParamsInto(s: string, i: number, out: Params | null): boolean {
-  const n = s.length;
+function parseParamsInto(s: string, i: number, out: Params | null, n = s.length): boolean {
   let ok = true;
   while (i < n) {
     // skip separators and whitespace
@@ -178,9 +177,9 @@ function parseParamsInto(s: string, i: number, out: Params | null): boolean {
       i++;
       while (i < n && isWs(s.charCodeAt(i))) i++;
       if (i < n && s.charCodeAt(i) === C_QUOTE) {
-        const e = endOfQuoted(s, i);
+        const e = endOfQuoted(s, i, n);
         if (e === -1) {
-          if (out !== null) value = s.slice(i);
+          if (out !== null) value = s.slice(i, n);
           i = n;
           ok = false;
         } else {
@@ -397,28 +396,59 @@ export function parseUri(s: string): SipUri | null {
  * this way; callers that need the parts call parseUri).
  */
 export function isValidUri(s: string): boolean {
-  const colon = s.indexOf(':');
-  if (colon <= 0 || hasForbiddenUriChar(s)) return false;
-  const c0 = s.charCodeAt(0) | 0x20;
+  return isValidUriRange(s, 0, s.length);
+}
+
+/** isValidUri on s[a..b), without slicing: one pass finds the separators (the parser checks every From/To/Contact). */
+function isValidUriRange(s: string, a: number, b: number): boolean {
+  let colon = -1;
+  let pc = -1; // first ':' after the scheme's
+  let at = -1; // first '@' after the scheme
+  let qAny = -1; // first '?' after the scheme
+  let qAt = -1; // first '?' after the '@'
+  let semiAny = -1;
+  let semiAt = -1;
+  for (let i = a; i < b; i++) {
+    const c = s.charCodeAt(i);
+    // never unescaped in a URI (RFC 3261 §25.1): whitespace, controls, <>"
+    if (c <= 0x20 || c === 0x7f || c === 0x3c || c === 0x3e || c === C_QUOTE) return false;
+    if (c === 0x3a) {
+      if (colon === -1) colon = i;
+      else if (pc === -1) pc = i;
+    } else if (colon === -1) continue;
+    else if (c === 0x40) {
+      if (at === -1) at = i;
+    } else if (c === 0x3f) {
+      if (qAny === -1) qAny = i;
+      if (at !== -1 && qAt === -1) qAt = i;
+    } else if (c === 0x3b) {
+      if (semiAny === -1) semiAny = i;
+      if (at !== -1 && semiAt === -1) semiAt = i;
+    }
+  }
+  if (colon <= a) return false;
+  const c0 = s.charCodeAt(a) | 0x20;
   if (!(c0 >= 0x61 && c0 <= 0x7a)) return false;
-  for (let i = 1; i < colon; i++) {
+  for (let i = a + 1; i < colon; i++) {
     const c = s.charCodeAt(i);
     const l = c | 0x20;
     if (!((l >= 0x61 && l <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2d || c === 0x2e)) return false;
   }
+  const sl = colon - a;
   const isSip =
-    (colon === 3 || colon === 4) &&
-    (s.charCodeAt(0) | 0x20) === 0x73 && (s.charCodeAt(1) | 0x20) === 0x69 && (s.charCodeAt(2) | 0x20) === 0x70 &&
-    (colon === 3 || (s.charCodeAt(3) | 0x20) === 0x73);
-  const at = isSip ? s.indexOf('@', colon + 1) : -1;
-  const q = s.indexOf('?', at === -1 ? colon + 1 : at);
-  let end = s.length;
+    (sl === 3 || sl === 4) &&
+    (s.charCodeAt(a) | 0x20) === 0x73 && (s.charCodeAt(a + 1) | 0x20) === 0x69 && (s.charCodeAt(a + 2) | 0x20) === 0x70 &&
+    (sl === 3 || (s.charCodeAt(a + 3) | 0x20) === 0x73);
+  if (!isSip) at = -1;
+  // In a sip/sips URI the user part may hold '?' and ';', so headers and parameters start after the '@'.
+  const q = at === -1 ? qAny : qAt;
+  let end = b;
   if (q !== -1) {
     // hname "=" hvalue *( "&" ... ); empty pieces tolerated as in parseUri
     let ps = q + 1;
-    while (ps <= s.length) {
+    while (ps <= b) {
       let pe = s.indexOf('&', ps);
-      if (pe === -1) pe = s.length;
+      if (pe === -1 || pe > b) pe = b;
       if (pe > ps) {
         const eq = s.indexOf('=', ps);
         if (eq === -1 || eq >= pe || eq === ps) return false;
@@ -427,23 +457,21 @@ export function isValidUri(s: string): boolean {
     }
     end = q;
   }
-  const body = end === s.length ? s : s.slice(0, end);
+  let semi = at === -1 ? semiAny : semiAt;
+  if (semi >= end) semi = -1;
   if (!isSip) {
-    const semi = body.indexOf(';', colon + 1);
     if ((semi === -1 ? end : semi) === colon + 1) return false;
-    return semi === -1 || parseParamsInto(body, semi, null);
+    return semi === -1 || parseParamsInto(s, semi, null, end);
   }
   let hs = colon + 1;
   if (at !== -1 && at < end) {
     // user part must be non-empty (user ends at the first ':' of userinfo)
-    const pc = body.indexOf(':', colon + 1);
     const userEnd = pc !== -1 && pc < at ? pc : at;
     if (userEnd === colon + 1) return false;
     hs = at + 1;
   }
-  const semi = body.indexOf(';', hs);
-  if (!isHostPortRange(body, hs, semi === -1 ? end : semi)) return false;
-  return semi === -1 || parseParamsInto(body, semi, null);
+  if (!isHostPortRange(s, hs, semi === -1 ? end : semi)) return false;
+  return semi === -1 || parseParamsInto(s, semi, null, end);
 }
 
 export function formatUri(u: SipUri): string {
@@ -542,14 +570,14 @@ function nameAddr(v: string, out: NameAddr | null): boolean {
       if (ch === 0x3f || ch === 0x2c) return false;
     }
   }
-  const uri = v.slice(uriStart, uriEnd);
-  if (uri !== '*' && !isValidUri(uri)) return false;
+  const isStar = uriEnd - uriStart === 1 && v.charCodeAt(uriStart) === 0x2a;
+  if (!isStar && !isValidUriRange(v, uriStart, uriEnd)) return false;
   while (after < n && isWs(v.charCodeAt(after))) after++;
   if (after < n) {
     if (v.charCodeAt(after) !== 0x3b) return false;
     if (!parseParamsInto(v, after, out === null ? null : out.params)) return false;
   }
-  if (out !== null) out.uri = uri;
+  if (out !== null) out.uri = v.slice(uriStart, uriEnd);
   return true;
 }
 
@@ -606,7 +634,9 @@ function via(v: string, out: Via | null): boolean {
   while (a < b && isWs(v.charCodeAt(a))) a++;
   while (b > a && isWs(v.charCodeAt(b - 1))) b--;
   let sentBy = v;
-  if (v.slice(a, b).search(/[ \t\r\n]/) !== -1) {
+  let inner = false;
+  for (let k = a; k < b && !inner; k++) inner = isWs(v.charCodeAt(k));
+  if (inner) {
     sentBy = v.slice(a, b).replace(/[ \t\r\n]+/g, '');
     a = 0;
     b = sentBy.length;

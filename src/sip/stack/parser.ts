@@ -93,6 +93,39 @@ for (const k in COMPACT_FORMS) {
   NAME_CACHE.set(k.toUpperCase(), COMPACT_FORMS[k]!);
 }
 
+// Known names by (length, first letter): the header loop matches the name in place, case-insensitively, without
+// slicing or hashing a new string for the common headers.
+const KNOWN_BY_SHAPE = new Map<number, string[]>();
+for (const full of new Set(NAME_CACHE.values())) {
+  if (full.length < 2) continue;
+  const key = full.length * 128 + full.charCodeAt(0);
+  const list = KNOWN_BY_SHAPE.get(key);
+  if (list === undefined) KNOWN_BY_SHAPE.set(key, [full]);
+  else list.push(full);
+}
+
+/** The known full name written at s[a..b) in any case, or undefined. Exact for non-letters. */
+function knownName(s: string, a: number, b: number): string | undefined {
+  const len = b - a;
+  if (len === 1) {
+    const c = s.charCodeAt(a) | 0x20;
+    return c >= 0x61 && c <= 0x7a ? COMPACT_FORMS[String.fromCharCode(c)] : undefined;
+  }
+  const list = KNOWN_BY_SHAPE.get(len * 128 + (s.charCodeAt(a) | 0x20));
+  if (list === undefined) return undefined;
+  outer: for (let k = 0; k < list.length; k++) {
+    const name = list[k]!;
+    for (let i = 0; i < len; i++) {
+      const c = s.charCodeAt(a + i);
+      const e = name.charCodeAt(i);
+      // a different code is fine only as the upper case of a lower-case letter
+      if (c !== e && (e < 0x61 || e > 0x7a || (c | 0x20) !== e)) continue outer;
+    }
+    return name;
+  }
+  return undefined;
+}
+
 /** Full lower-case name of a header name as written; null when it is not a token. */
 export function normalizeHeaderName(raw: string): string | null {
   const hit = NAME_CACHE.get(raw);
@@ -318,7 +351,7 @@ function parseUnsafe(buf: Buffer, limits: ParseLimits): ParseResult {
     }
     let ne = colon;
     while (ne > ls && (head.charCodeAt(ne - 1) === 0x20 || head.charCodeAt(ne - 1) === 0x09)) ne--;
-    const name = normalizeHeaderName(head.slice(ls, ne));
+    const name = knownName(head, ls, ne) ?? normalizeHeaderName(head.slice(ls, ne));
     if (name === null) {
       error ??= 'Malformed Header Name';
       continue;
