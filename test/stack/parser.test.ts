@@ -150,6 +150,27 @@ l: 0
     expect(m.headers.get('x-custom-thing')).toEqual(['value']);
   });
 
+  it('recognises known names in any mix of case, and only exact non-letters', () => {
+    const values: Record<string, string> = {
+      via: 'SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKabc', from: '<sip:100@example.com>;tag=a1', to: '<sip:201@example.com>',
+      'call-id': 'c1@10.0.0.1', cseq: '7 SUBSCRIBE', contact: '<sip:100@10.0.0.1>', 'max-forwards': '70', expires: '60',
+      event: 'dialog', accept: 'application/dialog-info+xml', 'allow-events': 'dialog', 'subscription-state': 'active',
+      'sip-etag': 'e1', 'sip-if-match': 'e1', 'www-authenticate': 'Digest realm="r"', 'content-type': 'text/plain', 'user-agent': 'UA',
+    };
+    let seed = 7;
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    for (const [name, value] of Object.entries(values)) {
+      for (let k = 0; k < 8; k++) {
+        const spelled = [...name].map((ch) => (rnd() < 0.5 ? ch.toUpperCase() : ch)).join('');
+        const m = ok(parseMessage(subscribe({ drop: [name + ':'], extra: [`${spelled}: ${value}`] })));
+        expect(m.headers.get(name), spelled).toEqual([value]);
+      }
+    }
+    // a CR inside a name is not a '-' (0x0d | 0x20 === 0x2d), and '_' is not '-'
+    expect(err(parseMessage(subscribe({ extra: ['Call\rID: x'] }))).error).toBe('Malformed Header Name');
+    expect(ok(parseMessage(subscribe({ extra: ['Call_ID: x'] }))).headers.get('call_id')).toEqual(['x']);
+  });
+
   it('joins folded lines with one SP (RFC 3261 §7.3.1)', () => {
     const m = ok(parseMessage(subscribe({ extra: ['Subject: first', ' second', '\t third', 'Allow-Events:', '  dialog'] })));
     expect(m.headers.get('subject')).toEqual(['first second third']);
