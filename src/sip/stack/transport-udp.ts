@@ -1,7 +1,7 @@
 // UDP transport (RFC 3261 §18): one datagram is one message. The socket is also the local end of every UDP flow
 // that arrives on it, and the one NOTIFYs to those flows leave from.
 import dgram from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import type { Logger } from '../../log.js';
 
 /**
@@ -21,6 +21,7 @@ export interface UdpTransportOptions {
 
 export class UdpTransport {
   private socket: dgram.Socket | undefined;
+  private v6 = false;
   address: string;
   port: number;
 
@@ -30,7 +31,8 @@ export class UdpTransport {
   }
 
   start(): Promise<{ address: string; port: number }> {
-    const socket = dgram.createSocket({ type: isIPv6(this.opts.address) ? 'udp6' : 'udp4', reuseAddr: false });
+    this.v6 = isIPv6(this.opts.address);
+    const socket = dgram.createSocket({ type: this.v6 ? 'udp6' : 'udp4', reuseAddr: false });
     this.socket = socket;
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => {
@@ -46,7 +48,11 @@ export class UdpTransport {
         }
         // After bind, errors (e.g. ICMP port unreachable surfacing as send errors) must never crash the server.
         socket.on('error', (err) => this.opts.logger.warn({ transport: 'udp', err: err.message }, 'UDP socket error'));
-        socket.on('message', (msg, rinfo) => this.opts.onDatagram(msg, rinfo.address, rinfo.port, this));
+        // A dual-stack (udp6 on ::) socket reports IPv4 peers as ::ffff:a.b.c.d; flows and Via keep the plain form.
+        socket.on('message', (msg, rinfo) => {
+          const a = rinfo.address;
+          this.opts.onDatagram(msg, a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a, rinfo.port, this);
+        });
         const a = socket.address();
         this.address = a.address;
         this.port = a.port;
@@ -59,9 +65,10 @@ export class UdpTransport {
   send(data: Buffer, address: string, port: number): Promise<boolean> {
     const socket = this.socket;
     if (!socket) return Promise.resolve(false);
+    const to = this.v6 && isIPv4(address) ? `::ffff:${address}` : address;
     return new Promise((resolve) => {
       try {
-        socket.send(data, port, address, (err) => {
+        socket.send(data, port, to, (err) => {
           if (err) this.opts.logger.debug({ transport: 'udp', address, port, err: err.message }, 'UDP send failed');
           resolve(!err);
         });
