@@ -12,11 +12,16 @@ import Database from 'better-sqlite3';
 import { spawnServer, tempDbFile, type ChildServer } from './helpers/server.js';
 import { RawPeer, subscribeText, publishText, parseRaw, responseTo, randomTag, type RawMessage } from './helpers/raw-sip.js';
 
-/** A port free on both UDP and TCP (the server binds both to LAMPLIGHTER_SIP_PORT). */
+/**
+ * A port free on both UDP and TCP (the server binds both to LAMPLIGHTER_SIP_PORT), picked below the kernel's
+ * ephemeral range so that no test binding port 0 can be handed it while the server is down between the runs.
+ */
 async function freePort(): Promise<number> {
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < 50; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
     const srv = createTcpServer();
-    const port = await new Promise<number>((r) => srv.listen(0, '127.0.0.1', () => r((srv.address() as { port: number }).port)));
+    const tcpOk = await new Promise<boolean>((r) => { srv.once('error', () => r(false)); srv.listen(port, '127.0.0.1', () => r(true)); });
+    if (!tcpOk) continue;
     await new Promise((r) => srv.close(r));
     const udp = createSocket('udp4');
     const ok = await new Promise<boolean>((r) => { udp.once('error', () => r(false)); udp.bind(port, '127.0.0.1', () => r(true)); });
