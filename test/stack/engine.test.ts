@@ -213,6 +213,35 @@ describe('embedded engine: server transactions over UDP', () => {
     await peer.next((m) => m.status === 200);
   });
 
+  it('survives 500 seeded mutations of real requests and responses and still answers (no internal errors)', async () => {
+    const { e, peer, port } = await setup();
+    const fc = (await import('fast-check')).default;
+    const seeds = [
+      requestText(peer.via()),
+      requestText(peer.via(), { method: 'PUBLISH', body: '<x/>', extra: ['Content-Type: application/pidf+xml'] }),
+      ['SIP/2.0 200 OK', `Via: ${peer.via()}`, 'From: <sip:a@example.test>;tag=1', 'To: <sip:b@example.test>;tag=2',
+        'Call-ID: m@t', 'CSeq: 1 NOTIFY', 'Content-Length: 0', '', ''].join('\r\n'),
+    ].map((t) => Buffer.from(t, 'utf8'));
+    const mutation = fc.tuple(fc.nat({ max: seeds.length - 1 }), fc.array(fc.tuple(fc.nat(), fc.nat({ max: 255 }), fc.nat({ max: 2 })), { minLength: 1, maxLength: 8 }));
+    const cases = fc.sample(mutation, { numRuns: 500, seed: 4475 });
+    for (const [n, [i, edits]] of cases.entries()) {
+      let b = Buffer.from(seeds[i]!);
+      for (const [pos, byte, op] of edits) {
+        const at = pos % (b.length + 1);
+        if (op === 0) b = Buffer.concat([b.subarray(0, at), Buffer.from([byte]), b.subarray(at)]);
+        else if (op === 1 && b.length > 0) b = Buffer.concat([b.subarray(0, at), b.subarray(at + 1)]);
+        else if (at < b.length) b[at] = byte;
+      }
+      peer.send(b, port);
+      if (n % 50 === 49) await sleep(5);
+    }
+    await sleep(100);
+    const mark = peer.received.length;
+    peer.send(requestText(peer.via(), { callId: 'after-fuzz@t' }), port);
+    await peer.next((m) => m.get('call-id') === 'after-fuzz@t', 3000, mark);
+    expect(await counter(e.metrics, 'sipDropped', { reason: 'internal' })).toBe(0);
+  });
+
   it('drops responses to requests it never sent, silently, and counts them', async () => {
     const { e, peer, port } = await setup();
     peer.send(['SIP/2.0 200 OK', `Via: ${peer.via()}`, 'From: <sip:a@example.test>;tag=1', 'To: <sip:b@example.test>;tag=2',
