@@ -9,6 +9,7 @@ import { createSocket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
+import { WebSocket } from 'ws';
 import { spawnServer, tempDbFile, type ChildServer } from './helpers/server.js';
 import { RawPeer, subscribeText, publishText, parseRaw, responseTo, randomTag, type RawMessage } from './helpers/raw-sip.js';
 
@@ -118,6 +119,25 @@ describe('kill -9 and restart on the same database', () => {
       expect(ok.status).toBe(200);
       d.toTag = toTagOf(ok);
     }
+    // A WebSocket watcher (RFC 7118): after the restart nobody can reach it, so it is kept, not dropped.
+    const wsCall = `${randomTag()}@ws`;
+    const ws = new WebSocket(`ws://127.0.0.1:${wsPort}`, 'sip');
+    closers.push(() => ws.terminate());
+    await new Promise<void>((r, j) => { ws.once('open', () => r()); ws.once('error', j); });
+    const wsIn: RawMessage[] = [];
+    ws.on('message', (d) => {
+      const m = parseRaw(d.toString());
+      wsIn.push(m);
+      if (m.method) ws.send(responseTo(m, 200));
+    });
+    ws.send([
+      'SUBSCRIBE sip:201@crash.test SIP/2.0', `Via: SIP/2.0/WS ${randomTag()}.invalid;branch=z9hG4bK${randomTag()}`, 'Max-Forwards: 70',
+      `From: <sip:ws@crash.test>;tag=${randomTag()}`, '<sip:201@crash.test>'.replace(/^/, 'To: '), `Call-ID: ${wsCall}`, 'CSeq: 1 SUBSCRIBE',
+      `Contact: <sip:ws@${randomTag()}.invalid;transport=ws>`, 'Event: dialog', 'Expires: 3600', 'Content-Length: 0', '', '',
+    ].join('\r\n'));
+    expect((await until(() => wsIn.find((m) => m.status !== undefined), 5000, 'WS 200')).status).toBe(200);
+    await until(() => wsIn.find((m) => m.method === 'NOTIFY'), 5000, 'WS initial NOTIFY');
+
     const shortCall = `${randomTag()}@udp`;
     expect((await udp.request(subscribeText(udp, { user: '202', domain, callId: shortCall, expires: 2, watcher: 'short' }))).status).toBe(200);
 
@@ -161,7 +181,8 @@ describe('kill -9 and restart on the same database', () => {
     const db = new Database(tmp.file, { readonly: true });
     try {
       const rows = db.prepare('SELECT call_id, local_cseq, notify_version, transport FROM subscriptions WHERE presentity = ?').all('201@crash.test') as Array<{ call_id: string; local_cseq: number; notify_version: number; transport: string }>;
-      expect(rows).toHaveLength(3);
+      expect(rows).toHaveLength(4);
+      expect(rows.filter((r) => r.transport === 'ws').map((r) => r.call_id)).toEqual([wsCall]);
       for (const r of rows) expect(r.notify_version).toBe(2);
       expect(db.prepare('SELECT count(*) FROM subscriptions WHERE call_id = ?').pluck().get(shortCall)).toBe(0);
     } finally {
