@@ -30,7 +30,7 @@ export interface ApiOptions {
 }
 
 /** Limits not (yet) in config.api; named here so there is one place to change them. */
-export const DEFAULT_API_LIMITS: ApiLimits = { maxJsonDepth: 32, defaultPageSize: 50, maxPageSize: 1000 };
+export const DEFAULT_API_LIMITS: ApiLimits = { maxJsonDepth: 32, defaultPageSize: 50, maxPageSize: 1000, maxUnpaginatedRows: 10_000 };
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 const BODY_METHODS = new Set(['PUT', 'POST', 'PATCH', 'DELETE']);

@@ -19,6 +19,8 @@ export interface ApiLimits {
   /** Listing page size when the client gives none, and the largest it may ask for. */
   defaultPageSize: number;
   maxPageSize: number;
+  /** Most rows one `paginate=false` listing returns; past it the answer carries next_start_key after all. */
+  maxUnpaginatedRows: number;
 }
 
 export interface ApiDeps {
@@ -132,18 +134,43 @@ export function idParam(ctx: ApiContext, name: string): string {
   return v;
 }
 
-/** Listing paging as Kazoo clients send it: page_size and start_key query parameters. */
-export function paging(ctx: ApiContext, deps: ApiDeps): { pageSize: number; startKey?: string } {
-  const raw = ctx.query.page_size;
-  let pageSize = deps.limits.defaultPageSize;
-  if (raw !== undefined) {
-    const n = Number(Array.isArray(raw) ? raw[0] : raw);
-    if (!Number.isInteger(n) || n < 1 || n > deps.limits.maxPageSize) {
-      throw apiErrors.validation(fieldError('page_size', 'maximum', { message: `page_size must be an integer from 1 to ${deps.limits.maxPageSize}`, target: deps.limits.maxPageSize }));
+export interface Paging {
+  pageSize: number;
+  startKey?: string;
+  /** `paginate=false` (Crossbar basics.md "Disabling Pagination"): every row, no pagination keys. */
+  unpaginated: boolean;
+}
+
+const START_KEY_RE = /^[A-Za-z0-9_-]{1,128}$/;
+
+function queryOne(ctx: ApiContext, name: string): string | undefined {
+  const v = ctx.query[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * Listing paging as Kazoo clients send it: page_size and start_key query parameters, or paginate=false, which
+ * Monster UI sends for most listings. A start_key this server did not hand out is a 400, not a silent first page
+ * (a client looping on next_start_key would never end).
+ */
+export function paging(ctx: ApiContext, deps: ApiDeps, isValidKey: (key: string) => boolean): Paging {
+  const unpaginated = queryOne(ctx, 'paginate') === 'false';
+  const raw = queryOne(ctx, 'page_size');
+  let pageSize = unpaginated ? deps.limits.maxUnpaginatedRows : deps.limits.defaultPageSize;
+  if (raw !== undefined && !unpaginated) {
+    const n = Number(raw);
+    if (!/^[0-9]+$/.test(raw) || !Number.isInteger(n)) {
+      throw apiErrors.validation(fieldError('page_size', 'type', { message: 'Value did not match type(s): integer', target: 'integer' }));
+    }
+    if (n < 1) throw apiErrors.validation(fieldError('page_size', 'minimum', { message: 'Value must be at least 1', target: 1 }));
+    if (n > deps.limits.maxPageSize) {
+      throw apiErrors.validation(fieldError('page_size', 'maximum', { message: `Value must be at most ${deps.limits.maxPageSize}`, target: deps.limits.maxPageSize }));
     }
     pageSize = n;
   }
-  const sk = ctx.query.start_key;
-  const startKey = typeof sk === 'string' && /^[A-Za-z0-9_-]{1,128}$/.test(sk) ? sk : undefined;
-  return { pageSize, startKey };
+  const sk = queryOne(ctx, 'start_key');
+  if (sk !== undefined && (!START_KEY_RE.test(sk) || !isValidKey(sk))) {
+    throw apiErrors.validation(fieldError('start_key', 'invalid', { message: 'start_key is not one this server handed out' }));
+  }
+  return { pageSize, startKey: sk, unpaginated };
 }

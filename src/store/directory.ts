@@ -29,7 +29,8 @@ export interface DeviceRecord {
   sipUsername: string | null; sipRealm: string | null; sipMethod: string; sipIp: string | null;
   doc: Json; revision: string; hasPassword: boolean; createdAt: number; updatedAt: number;
 }
-export interface Page<T> { rows: T[]; nextStartKey?: string }
+/** One page of a listing; keys are opaque to clients (Kazoo: URL-safe base64), `startKey` names this page's first row. */
+export interface Page<T> { rows: T[]; startKey?: string; nextStartKey?: string }
 
 /** A rule the directory enforces across documents (uniqueness, references); the API turns it into a 400. */
 export class DirectoryError extends Error {
@@ -78,6 +79,10 @@ function decodeKey(key: string | undefined): string {
   if (!key) return '';
   const id = Buffer.from(key, 'base64url').toString('utf8');
   return /^[0-9a-f]{32}$/.test(id) ? id : '';
+}
+/** Whether `key` is a listing key this directory hands out (the API refuses any other). */
+export function isStartKey(key: string): boolean {
+  return decodeKey(key) !== '' && encodeKey(decodeKey(key)) === key;
 }
 
 interface AccountRow { id: string; parent_id: string | null; name: string; realm: string; enabled: number; doc: string; revision: number; created_at: number; updated_at: number }
@@ -245,7 +250,7 @@ export class Directory {
   listUsers(accountId: string, opts: { startKey?: string; pageSize: number }): Page<UserRecord> {
     const rows = this.s.usersPage.all(accountId, decodeKey(opts.startKey), opts.pageSize + 1);
     const next = rows.length > opts.pageSize ? rows.pop() : undefined;
-    return { rows: rows.map(toUser), nextStartKey: next && encodeKey(next.id) };
+    return { rows: rows.map(toUser), startKey: rows[0] && encodeKey(rows[0].id), nextStartKey: next && encodeKey(next.id) };
   }
 
   /** Kazoo's user_auth: the user of `accountId` whose md5/sha1("username:password") is `credentials`. */
@@ -330,7 +335,7 @@ export class Directory {
   listDevices(accountId: string, opts: { startKey?: string; pageSize: number }): Page<DeviceRecord> {
     const rows = this.s.devicesPage.all(accountId, decodeKey(opts.startKey), opts.pageSize + 1);
     const next = rows.length > opts.pageSize ? rows.pop() : undefined;
-    return { rows: rows.map(toDevice), nextStartKey: next && encodeKey(next.id) };
+    return { rows: rows.map(toDevice), startKey: rows[0] && encodeKey(rows[0].id), nextStartKey: next && encodeKey(next.id) };
   }
 
   devicesOwnedBy(accountId: string, userId: string): DeviceRecord[] {

@@ -5,7 +5,7 @@ import { apiErrors } from '../envelope.js';
 import { requireAccount, requireAuth } from '../auth.js';
 import { directoryCall, idParam, mergePatch, paging, reply, requestDoc, type ApiContext, type ApiDeps, type ApiMiddleware, type RouteTable } from '../context.js';
 import { validate } from '../validate.js';
-import type { DeviceRecord, Json, UserRecord } from '../../store/directory.js';
+import { isStartKey, type DeviceRecord, type Json, type UserRecord } from '../../store/directory.js';
 
 export function userView(u: UserRecord) {
   return { ...u.doc, id: u.id, enabled: u.enabled };
@@ -41,7 +41,7 @@ interface Collection<R extends { id: string; accountId: string; doc: Json; revis
   schema: 'users' | 'devices';
   idParam: string;
   listNote?: string;
-  list(accountId: string, p: { pageSize: number; startKey?: string }): { rows: R[]; nextStartKey?: string };
+  list(accountId: string, p: { pageSize: number; startKey?: string }): { rows: R[]; startKey?: string; nextStartKey?: string };
   get(accountId: string, id: string): R | undefined;
   create(accountId: string, doc: Json, password?: string): R;
   update(accountId: string, id: string, doc: Json, password?: string): R;
@@ -70,9 +70,14 @@ function registerCollection<R extends { id: string; accountId: string; doc: Json
 
   t.add({ method: 'get', path: list, summary: `List ${c.thing}s (paginated: page_size, start_key)${note}`, tag: c.tag, auth: true }, ...scoped, async (x) => {
     const ctx = x as ApiContext;
-    const p = paging(ctx, deps);
+    const p = paging(ctx, deps, isStartKey);
     const page = c.list(ctx.state.account!.id, p);
-    reply(ctx, deps, page.rows.map(c.summary), { paging: { page_size: page.rows.length, start_key: p.startKey, next_start_key: page.nextStartKey } });
+    // Crossbar basics.md "Pagination": start_key names this page, next_start_key the next (absent on the last);
+    // paginate=false answers without them unless the listing is over api limits.maxUnpaginatedRows.
+    const keys = p.unpaginated && !page.nextStartKey
+      ? undefined
+      : { page_size: page.rows.length, start_key: page.startKey ?? p.startKey, next_start_key: page.nextStartKey };
+    reply(ctx, deps, page.rows.map(c.summary), { paging: keys });
   });
   t.add({ method: 'put', path: list, summary: `Create a ${c.thing}${note}`, tag: c.tag, auth: true, requestSchema: c.schema, success: 201 }, ...scoped, async (x) => {
     const ctx = x as ApiContext;

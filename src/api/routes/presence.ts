@@ -25,6 +25,16 @@ export function watcherAor(watcher: string): string {
   return uri;
 }
 
+/**
+ * The last answered NOTIFY as Kazoo 4.0 shows it (omnipresence notify_update, written when Kamailio reports the
+ * reply): body, response code and CSeq, or "undefined", 0, 0 until a NOTIFY has been answered. Presence records
+ * the CSeq when the NOTIFY leaves, so a sent but unanswered first NOTIFY must not show its CSeq here.
+ */
+export function notifyOf(v: SubscriptionView): { body: string; reply: number; sequence: number } {
+  if (v.lastNotify.reply === 0) return { body: 'undefined', reply: 0, sequence: 0 };
+  return { body: v.lastNotify.body, reply: v.lastNotify.reply, sequence: v.lastNotify.sequence };
+}
+
 export type KazooSubscriptions = Record<string, Record<string, Record<string, Record<string, unknown>>>>;
 
 /** data.subscriptions.{extension}.{event}.{call_id}, first subscription per key kept (cb_presence 4.0). */
@@ -38,7 +48,7 @@ export function kazooSubscriptions(views: SubscriptionView[]): KazooSubscription
     byCall[v.callId] = {
       expires: v.expires,
       from: watcherAor(v.watcher),
-      notify: { body: v.lastNotify.body, reply: v.lastNotify.reply, sequence: v.lastNotify.sequence },
+      notify: notifyOf(v),
       stalker: v.nodeId,
       timestamp: gregorian(v.updatedAt),
       // Kazoo's protocol-variant flag: 1 = no Subscription-ID (single-node server).
@@ -58,6 +68,12 @@ function eventFilter(ctx: ApiContext): EventPackageName | undefined {
     throw apiErrors.validation(fieldError('event', 'enum', { message: 'Value not found in enumerated list of values', target: EVENT_PACKAGES, value: e.slice(0, 64) }));
   }
   return e as EventPackageName;
+}
+
+/** Only live subscriptions: one that ran out but is not swept yet is not listed (Kazoo: now > timestamp + expires). */
+function live(deps: ApiDeps, views: SubscriptionView[]): SubscriptionView[] {
+  const now = deps.now();
+  return views.filter((v) => v.expiresAt > now);
 }
 
 type PresenceCommand = { action: 'reset' } | { action: 'set'; state: ManualDialogState };
@@ -120,7 +136,7 @@ export function registerPresenceRoutes(t: RouteTable, deps: ApiDeps): void {
   t.add({ method: 'get', path: `${base}/presence`, summary: 'Every live subscription of the account (?event=dialog|presence|message-summary)', tag: 'presence', auth: true }, ...scoped, async (c) => {
     const ctx = c as ApiContext;
     const event = eventFilter(ctx);
-    const subs = deps.presence.listSubscriptions(ctx.state.account!.realm, event ? { event } : undefined);
+    const subs = live(deps, deps.presence.listSubscriptions(ctx.state.account!.realm, event ? { event } : undefined));
     reply(ctx, deps, { subscriptions: kazooSubscriptions(subs) });
   });
 
@@ -146,7 +162,7 @@ export function registerPresenceRoutes(t: RouteTable, deps: ApiDeps): void {
     if (!EXTENSION_RE.test(ext)) throw apiErrors.badIdentifier(ext.slice(0, 64));
     const event = eventFilter(ctx);
     const user = ext.toLowerCase();
-    const subs = deps.presence.listSubscriptions(account.realm, event ? { event, user } : { user });
+    const subs = live(deps, deps.presence.listSubscriptions(account.realm, event ? { event, user } : { user }));
     const states: Record<string, unknown> = {};
     for (const s of deps.presence.currentState(`${user}@${account.realm}`)) {
       if (event && s.event !== event) continue;
