@@ -209,6 +209,14 @@ l: 0
     expect(m.headers.get('from')).toEqual(['"Zoë Ærø" <sip:100@example.com>;tag=z']);
   });
 
+  it('leaves no stray CR in a value (CR CR LF line end, CR before a bare-LF blank line)', () => {
+    const a = ok(parseMessage(Buffer.from(subscribe({ extra: ['Subject: hi'] }).toString().replace('Subject: hi\r\n', 'Subject: hi\r\r\n'))));
+    expect(a.headers.get('subject')).toEqual(['hi']);
+    const b = ok(parseMessage(Buffer.from(subscribe({ cl: null }).toString().replace(/\r\n\r\n$/, '\r\r\n\nbody'))));
+    expect(b.headers.get('expires')).toEqual(['3600']);
+    expect(b.body.toString()).toBe('body');
+  });
+
   it('accepts bare LF line ends', () => {
     const m = req(parseMessage(Buffer.from(subscribe().toString().replace(/\r\n/g, '\n'))));
     expect(m.headers.get('call-id')).toEqual(['c1@10.0.0.1']);

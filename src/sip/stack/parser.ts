@@ -218,12 +218,17 @@ function addHeader(headers: HeaderMap, name: string, value: string): void {
   }
 }
 
-/** Strip SP/HTAB (SIP LWS) at both ends. Not String.prototype.trim: that also eats U+FEFF and other Unicode
+/** Strip SP/HTAB (SIP LWS) and stray CRs at both ends. Not String.prototype.trim: that also eats U+FEFF and other Unicode
  * spaces, which are data in a UTF-8 header value (RFC 4475 §3.1.1.2). */
 function trimRange(s: string, a: number, b: number): string {
-  while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++;
-  while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--;
+  // CR counts too: a line ending in CR CR LF, or a bare-LF blank line after CR, must not leave a CR in a value.
+  while (a < b && isLwsOrCr(s.charCodeAt(a))) a++;
+  while (b > a && isLwsOrCr(s.charCodeAt(b - 1))) b--;
   return s.slice(a, b);
+}
+
+function isLwsOrCr(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0d;
 }
 
 /**
