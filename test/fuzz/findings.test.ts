@@ -1,0 +1,41 @@
+// Bugs the socket fuzz (sip-socket-fuzz.test.ts) and the API fuzz (api-fuzz.test.ts) found, each pinned down as one
+// small deterministic case over real sockets so it stays fixed.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { LoopPeer, subscribe } from '../security/helpers.js';
+import { isValidNameAddr } from '../../src/sip/stack/headers.js';
+
+let ts: TestServer;
+let peer: LoopPeer;
+
+beforeAll(async () => {
+  ts = await startTestServer();
+  peer = await LoopPeer.open(ts.sip('udp').port);
+});
+afterAll(async () => {
+  peer?.close();
+  await ts?.stop();
+});
+
+describe('fuzz findings', () => {
+  // Found by seed 0x1a3b5eed: a huge-value mutation added "Record-Route: a;a;a;...". The SUBSCRIBE was accepted, the
+  // garbage became the dialog's route set (RFC 3261 §12.1.1) in the database, was echoed in the 200 and sent as a
+  // Route header in every NOTIFY.
+  it('a SUBSCRIBE whose Record-Route is not a name-addr is refused with 400 and stores nothing', async () => {
+    for (const rr of ['a;a;a;a', 'xxxxxxxx', '<sip:proxy.example.com;lr', '"unterminated <sip:p@x;lr>']) {
+      const callId = `rr-${Math.random().toString(36).slice(2)}`;
+      const res = await peer.request(subscribe(peer, { user: '201', domain: 'example.test', watcher: '100', callId, extra: [`Record-Route: ${rr}`] }));
+      expect(res.status, `Record-Route: ${rr}`).toBe(400);
+      const rows = ts.server.db.prepare('SELECT route_set FROM subscriptions WHERE call_id = ?').all(callId);
+      expect(rows).toEqual([]);
+    }
+    // A well-formed one still makes the route set, in order.
+    const callId = 'rr-good';
+    const res = await peer.request(subscribe(peer, { user: '201', domain: 'example.test', watcher: '100', callId, extra: ['Record-Route: <sip:p1.example.test;lr>, <sip:p2.example.test;lr>'] }));
+    expect(res.status).toBe(200);
+    const row = ts.server.db.prepare('SELECT route_set FROM subscriptions WHERE call_id = ?').get(callId) as { route_set: string };
+    const routes = JSON.parse(row.route_set) as string[];
+    expect(routes).toEqual(['<sip:p1.example.test;lr>', '<sip:p2.example.test;lr>']);
+    expect(routes.every(isValidNameAddr)).toBe(true);
+  });
+});
