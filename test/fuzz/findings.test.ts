@@ -38,4 +38,16 @@ describe('fuzz findings', () => {
     expect(routes).toEqual(['<sip:p1.example.test;lr>', '<sip:p2.example.test;lr>']);
     expect(routes.every(isValidNameAddr)).toBe(true);
   });
+
+  // Found by seed 0x1a3b5eed: NUL bytes and spaces in a Call-ID (RFC 3261 §25.1: callid = word ["@" word], no
+  // whitespace, no controls) were stored with the subscription and sent back in every NOTIFY.
+  it('a SUBSCRIBE whose Call-ID holds a NUL, a space or a control character is refused with 400 and stores nothing', async () => {
+    for (const callId of ['nul\u0000inside@127.0.0.1', '<sip:a@b>  spaced', 'tab\there', 'bell\u0007@x', 'del\u007f']) {
+      const res = await peer.request(subscribe(peer, { user: '202', domain: 'example.test', watcher: '100', callId }));
+      expect(res.status, JSON.stringify(callId)).toBe(400);
+      expect(ts.server.db.prepare('SELECT id FROM subscriptions WHERE call_id = ?').all(callId)).toEqual([]);
+    }
+    const ok = await peer.request(subscribe(peer, { user: '202', domain: 'example.test', watcher: '100', callId: "a-b.c!%*_+`'~()<>:\\\"/[]?{}@host" }));
+    expect(ok.status).toBe(200);
+  });
 });

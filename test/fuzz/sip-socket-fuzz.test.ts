@@ -88,7 +88,7 @@ class FuzzRun {
   /** Failures by kind (the text before the first colon), with the first few samples of each. */
   private readonly failureKinds = new Map<string, number>();
   fail(what: string, c?: Case): void {
-    const kind = what.split(':')[0]!.replace(/\d+/g, 'N').slice(0, 80);
+    const kind = what.split(':')[0]!.replace(/[0-9a-f]{8,}/g, 'ID').replace(/\d+/g, 'N').slice(0, 80);
     const n = (this.failureKinds.get(kind) ?? 0) + 1;
     this.failureKinds.set(kind, n);
     if (n <= 3 && this.failures.length < 60) this.failures.push(c ? `${what}\n    from ${describeCase(c)}` : what);
@@ -280,7 +280,12 @@ class FuzzRun {
     const rows = db.prepare('SELECT * FROM subscriptions').all() as Array<Record<string, unknown>>;
     for (const row of rows) {
       const why: string[] = [];
-      for (const [k, v] of Object.entries(row)) if (k !== 'last_notify_body' && bad(v)) why.push(`${k} has CR/LF/NUL`);
+      // What goes back on the wire (URIs, tags, Call-ID, routes) must be clean; User-Agent is only shown, but
+      // must still be one line.
+      for (const [k, v] of Object.entries(row)) {
+        if (k === 'last_notify_body') continue;
+        if (k === 'user_agent' ? typeof v === 'string' && /[\r\n]/.test(v) : bad(v)) why.push(`${k} has CR/LF/NUL`);
+      }
       const s = row as Record<string, any>;
       if (!['dialog', 'presence', 'message-summary'].includes(s.event)) why.push(`event ${s.event}`);
       if (typeof s.presentity !== 'string' || !s.presentity.endsWith(`@${s.domain}`) || s.presentity.length <= s.domain.length + 1) why.push('presentity');
