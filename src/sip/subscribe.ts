@@ -27,7 +27,8 @@ export async function handleSubscribe(ctx: FaceContext, tx: ServerTransaction): 
   const cseq = parseCSeq(header(req, 'cseq') ?? '');
   const from = fromValue ? parseNameAddr(fromValue) : null;
   const to = toValue ? parseNameAddr(toValue) : null;
-  if (!from || !to || !callId || !cseq || !fromValue || !toValue) {
+  // RFC 3261 §25.1: a Call-ID is word ["@" word], no whitespace or controls; it is stored and sent in every NOTIFY.
+  if (!from || !to || !callId || !cseq || !fromValue || !toValue || /[\x00-\x20\x7f]/.test(callId)) {
     tx.respond({ status: 400, reason: 'Malformed From, To, Call-ID or CSeq' });
     return;
   }
