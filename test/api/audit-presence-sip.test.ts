@@ -132,7 +132,29 @@ describe('a POST answers once the NOTIFYs are queued, not once the phones answer
       const n = await w.waitFor((m) => notifyOn(calls[ext]!)(m) && dialogState(m) === want, 5000, mark);
       expect(n.get('subscription-state')).toMatch(/^active/);
     }
-    // Still unanswered: the listing shows the answered initial NOTIFY, not the one in flight (see notify fields).
+  });
+
+  it('a set on a presentity with 100 silent watchers answers at once and every watcher gets its NOTIFY', async () => {
+    const mode = { silent: false };
+    const w = await peer({ answer: (m) => (m.method === 'NOTIFY' && mode.silent ? null : 200) });
+    const calls: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const callId = `many-${i}-${randomTag()}`;
+      calls.push(callId);
+      await subscribe(w, { user: '1250', domain: ACME, callId, watcher: `3${String(i).padStart(3, '0')}` });
+    }
+    for (const c of calls) await w.waitFor(notifyOn(c), 5000, 0);
+    mode.silent = true;
+    const mark = w.received.length;
+    const started = performance.now();
+    const r = await api('POST', `/v2/accounts/${acme.id}/presence/1250`, { action: 'set', state: 'early' });
+    const ms = performance.now() - started;
+    expect(r.body.data).toBe('early command sent for extension 1250');
+    expect(ms, `answered in ${ms.toFixed(0)} ms`).toBeLessThan(POST_BUDGET_MS);
+    await until(() => {
+      const got = new Set(w.received.slice(mark).filter((m) => m.method === 'NOTIFY' && dialogState(m) === 'early').map((m) => m.get('call-id')));
+      return calls.every((c) => got.has(c)) ? true : undefined;
+    }, 10_000, 'every watcher to get the early NOTIFY');
   });
 });
 
