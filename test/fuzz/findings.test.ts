@@ -2,7 +2,7 @@
 // small deterministic case over real sockets so it stays fixed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { LoopPeer, subscribe } from '../security/helpers.js';
+import { LoopPeer, randomTag, subscribe } from '../security/helpers.js';
 import { isValidNameAddr } from '../../src/sip/stack/headers.js';
 
 let ts: TestServer;
@@ -49,5 +49,22 @@ describe('fuzz findings', () => {
     }
     const ok = await peer.request(subscribe(peer, { user: '202', domain: 'example.test', watcher: '100', callId: "a-b.c!%*_+`'~()<>:\\\"/[]?{}@host" }));
     expect(ok.status).toBe(200);
+  });
+
+  // Found by seed 0x1a3b5eed: a CR without its LF inside a header line ("one line ending broken") was kept in the
+  // value. Call-ID is copied into every answer unchecked (RFC 3261 §8.2.6.2), so "abc<CR>X-Injected: 1" came back
+  // verbatim: to any peer that ends lines at a lone CR, a header the server never wrote.
+  it('a request with a bare CR inside a header line is answered 400, and the CR is never echoed', async () => {
+    for (const [name, value] of [['Call-ID', `cr-${randomTag()}\rX-Injected: 1`], ['User-Agent', 'Phone\rX-Injected: 1']] as const) {
+      const text = [
+        'OPTIONS sip:example.test SIP/2.0', `Via: ${peer.via()}`, 'Max-Forwards: 70', `From: <sip:100@example.test>;tag=${randomTag()}`,
+        'To: <sip:example.test>', ...(name === 'Call-ID' ? [] : [`Call-ID: ua-${randomTag()}`]), `${name}: ${value}`, 'CSeq: 1 OPTIONS', 'Content-Length: 0', '', '',
+      ].join('\r\n');
+      const mark = peer.received.length;
+      peer.send(text);
+      const res = await peer.waitFor((m) => m.status !== undefined, 2000, mark);
+      expect(res.status, name).toBe(400);
+      expect(res.text.includes('\rX-Injected'), 'the lone CR is not echoed').toBe(false);
+    }
   });
 });
