@@ -31,6 +31,7 @@ const program = new Command()
   .option('--watchers <list>', 'fan-out sizes', '1000,10000')
   .option('--servers <list>', 'lamplighter,kamailio-sqlite,kamailio-mem', 'lamplighter,kamailio-sqlite,kamailio-mem')
   .option('--scale-subs <n>', 'live subscriptions for the RSS and restart figures', '100000')
+  .option('--settle <seconds>', 'wait before the RSS reading (server transactions end after Timer J = 32 s)', '35')
   .option('--api-subs <n>', 'subscriptions in the account for the GET presence figure', '10000')
   .option('--deadline <minutes>', 'the whole run stops starting new steps after this', '150')
   .option('--out <dir>', 'results folder (default bench-results/<timestamp>)')
@@ -39,7 +40,7 @@ const program = new Command()
 
 interface Opts {
   runs: string; quick?: boolean; step: string; rates: string; startRate: string; only: string; scenarios: string;
-  transports: string; watchers: string; servers: string; scaleSubs: string; apiSubs: string; deadline: string;
+  transports: string; watchers: string; servers: string; scaleSubs: string; apiSubs: string; settle: string; deadline: string;
   out?: string; save?: boolean; profile?: boolean;
 }
 
@@ -176,8 +177,8 @@ async function main(): Promise<number> {
         let r: ScaleResult;
         try {
           r = kind === 'lamplighter'
-            ? await lamplighterScale({ dir, total, apiSubs, log })
-            : await kamailioScale(kind === 'kamailio-mem' ? 'mem' : 'sqlite', { dir, total, log });
+            ? await lamplighterScale({ dir, total, apiSubs, settleS: Number(o.settle), log })
+            : await kamailioScale(kind === 'kamailio-mem' ? 'mem' : 'sqlite', { dir, total, settleS: Number(o.settle), log });
         } catch (err) {
           log(`    failed: ${(err as Error).message.split('\n')[0]}`);
           r = { server: kind, subscriptions: total, made: [], note: (err as Error).message.split('\n')[0] };

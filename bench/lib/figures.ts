@@ -3,6 +3,7 @@
 // (as the reference Kamailio runs did with start.sh fresh).
 import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { freePort } from './ports.js';
 import { CpuMeter, processTree, pssMiB, rssMiB, cpuSeconds } from './proc.js';
 import { startSipp, runSipp, writeUsers, logTimes, LogTail, type Transport, type SippStats } from './sipp.js';
@@ -42,6 +43,7 @@ export interface StepResult {
   memMiB?: number;
   rtdMs?: Record<string, number>;
   callLengthMs?: number;
+  load1?: number;           // 1-min load average when the step ended (other work on the machine shows here)
   dir: string;
 }
 
@@ -90,7 +92,7 @@ export async function rateStep(start: StartServer, o: StepOptions): Promise<Step
     rate: o.rate, pass: why.length === 0, why: why.join(', '), calls,
     successful: st.successful, failed: st.failed, retransmissions: st.retransmissions,
     achievedCps: Math.round(achieved), serverCpuCores: cpu, sippCpuCores: st.wallS > 0 ? st.sippCpuS / st.wallS : 0,
-    memMiB: mem, rtdMs: st.rtdMs, callLengthMs: st.callLengthMs, dir: o.dir,
+    memMiB: mem, rtdMs: st.rtdMs, callLengthMs: st.callLengthMs, load1: loadavg()[0], dir: o.dir,
   };
   writeFileSync(join(o.dir, 'step.json'), JSON.stringify(res, null, 1));
   return res;
@@ -159,6 +161,7 @@ export interface FanoutResult {
   watcherFailed: number;
   watcherRetrans: number;
   publishOk: boolean;
+  load1?: number;
   dir: string;
   note?: string;
 }
@@ -212,7 +215,7 @@ export async function fanout(start: StartServer, o: { watchers: number; subRate:
     const res: FanoutResult = {
       watchers: W, ready, notified: n2.length, confirmed,
       serverCpuS, memMiB, watcherFailed: wst.failed, watcherRetrans: wst.retransmissions,
-      publishOk: pub.successful === 1, dir: o.dir,
+      publishOk: pub.successful === 1, load1: loadavg()[0], dir: o.dir,
     };
     if (sent !== undefined && n2.length) {
       const ms = (t: number | undefined) => (t === undefined ? undefined : (t - sent) * 1000);

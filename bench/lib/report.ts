@@ -151,7 +151,7 @@ export function renderReport(r: BenchResults): string {
     const tS: Target = { text: '≤ 3 s', value: 3000, better: 'lower' };
     rows.push([`start to serving with ${n} subscriptions in the database`, tS.text,
       L?.restartMs !== undefined ? `${fmt(L.restartMs)} ms${mark(L.restartMs, tS)} (empty db: ${fmt(L.freshStartMs)} ms)` : (L?.note ?? 'not run'),
-      kamailioPair(KS?.restartMs !== undefined ? `${fmt(KS.restartMs)} ms` : 'n/a', 'n/a (nothing survives)'),
+      kamailioPair(KS?.restartMs !== undefined ? `${fmt(KS.restartMs)} ms${/failed/.test(KS.note ?? '') ? ' (only with -M 512; the reference -M 32 does not start)' : ''}` : (KS?.note ? `FAIL: ${KS.note}` : 'n/a'), 'n/a (nothing survives)'),
       `${ratio(L?.restartMs, KS?.restartMs)} / n/a`, '–',
       L?.restartMemMiB !== undefined ? `${fmt(L.restartMemMiB)} MiB after restart` : '–']);
     const tP: Target = { text: '≤ 200 ms', value: 200, better: 'lower' };
@@ -167,10 +167,12 @@ export function renderReport(r: BenchResults): string {
   ].join('\n');
 
   const m = r.machine;
+  const loads = [...r.rates.flatMap((x) => x.runs.flatMap((k) => k.steps.map((st) => st.load1))), ...r.fanouts.flatMap((f) => f.runs.map((x) => x.load1))]
+    .filter((x): x is number => typeof x === 'number');
   const out: string[] = [];
   out.push('## Benchmark results', '');
   out.push(`Command: \`${r.command}\` (${r.settings.runs} run(s) per figure, ${r.settings.stepS} s per rate step), ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC, commit ${m.commit}.`);
-  out.push(`Machine: ${m.cpus} × ${m.model}, ${m.memGiB.toFixed(0)} GiB, Linux ${m.kernel}, Node ${m.node}, ${m.sipp}${m.kamailio ? `, ${m.kamailio}` : ''}; sipp, the server and the runner share the same cores, UDP/TCP over 127.0.0.1.`, '');
+  out.push(`Machine: ${m.cpus} × ${m.model}, ${m.memGiB.toFixed(0)} GiB, Linux ${m.kernel}, Node ${m.node}, ${m.sipp}${m.kamailio ? `, ${m.kamailio}` : ''}; sipp, the server and the runner share the same cores, UDP/TCP over 127.0.0.1${loads.length ? `; 1-min load average at the end of the steps ${fmt(Math.min(...loads), 1)}–${fmt(Math.max(...loads), 1)} (above ~1.5 other work shared the machine)` : ''}.`, '');
   out.push(table, '');
   out.push('Reading the table: a clean rate is the highest step of the ladder with every call successful, zero failed calls, zero retransmissions and the requested rate achieved (±5 %); "≥" means the top of the ladder was clean. ✓/✗ compare the median with the issue\'s target. Server CPU is Δ(utime+stime)/wall of the server\'s process tree during the run at the clean rate (1.00 = one core), or CPU-seconds for fan-out; RSS is Lamplighter\'s VmRSS, Kamailio\'s is Pss summed over its processes (its shared memory counted once). Kamailio "sqlite" is write-back SQLite (survives a restart), "mem" is memory-only.');
   if (r.kamailioNote) out.push('', `Kamailio was not measured: ${r.kamailioNote}.`);
@@ -191,7 +193,7 @@ export function renderReport(r: BenchResults): string {
   }
   for (const s of r.scale) {
     const made = s.made.map((x) => `${fmt(x.ok)} ok / ${fmt(x.failed)} failed in ${(x.ms / 1000).toFixed(1)} s (${fmt(x.ok / (x.ms / 1000))}/s, ${fmt(x.retransmissions)} retrans)`).join(' + ');
-    out.push(`- scale ${s.server}: subscriptions made by bench/lib/sipclient.ts (UDP, window 400): ${made || 'none'}${s.presenceNote ? `; presence: ${s.presenceNote}` : ''}${s.note ? `; ${s.note}` : ''}`);
+    out.push(`- scale ${s.server}: memory ${fmt(s.memAtOnceMiB)} MiB 2 s after the last SUBSCRIBE, ${fmt(s.memMiB)} MiB after the settle time (the table's figure); subscriptions made by bench/lib/sipclient.ts (UDP, window 400): ${made || 'none'}${s.presenceNote ? `; presence: ${s.presenceNote}` : ''}${s.note ? `; ${s.note}` : ''}`);
   }
   if (r.parser?.runs.length) out.push(`- parser (bench/parser.ts, parse of the message mix; each run is its own median of 5): ${r.parser.runs.map((x) => fmt(x)).join(', ')} messages/s${r.parser.last ? `; last run's JSON: \`${JSON.stringify(r.parser.last)}\`` : ''}`);
   out.push('', `Raw sipp stat/screen/error files, server logs and results.json are in ${r.outDir.replace(/^.*\/(bench-results\/)/, '$1')}/.`);

@@ -1,23 +1,24 @@
 // Scale figures: memory with 100 000 live subscriptions, time from start to serving with them in the database,
 // and GET /v2/accounts/{A}/presence with 10 000 of them in the account's realm. The subscriptions are real
 // RFC 6665 dialogs made by UdpSipClient (SUBSCRIBE → 200, initial NOTIFY → 200).
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { UdpSipClient, type SubscribeManyResult } from './sipclient.js';
-import { startLamplighter, startKamailio, stopKamailio, sharedBenchDir, type KamailioMode } from './servers.js';
+import { startLamplighter, startKamailio, stopKamailio, runShared, type KamailioMode } from './servers.js';
 import { processTree, pssMiB, rssMiB } from './proc.js';
 import { createAccount, apiToken, timePresence } from './api.js';
 import { median } from './stats.js';
 import { freePort } from './ports.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const readLog = () => { try { return readFileSync('/tmp/kamailio-bench/kamailio.log', 'utf8'); } catch { return ''; } };
 
 export interface ScaleResult {
   server: string;
   subscriptions: number;
   made: SubscribeManyResult[];
-  memMiB?: number;
+  memMiB?: number;          // after the settle time: transactions done (RFC 3261 §17.2.2 Timer J = 64*T1 = 32 s), GC'd
+  memAtOnceMiB?: number;    // 2 s after the last subscription
   restartMs?: number;
   restartMemMiB?: number;
   presenceMs?: number[];
@@ -28,7 +29,7 @@ export interface ScaleResult {
   note?: string;
 }
 
-export async function lamplighterScale(o: { dir: string; total: number; apiSubs: number; log: (s: string) => void }): Promise<ScaleResult> {
+export async function lamplighterScale(o: { dir: string; total: number; apiSubs: number; settleS: number; log: (s: string) => void }): Promise<ScaleResult> {
   mkdirSync(o.dir, { recursive: true });
   const dbFile = join(o.dir, 'scale.sqlite');
   const logFile = join(o.dir, 'server.log');
@@ -64,13 +65,15 @@ export async function lamplighterScale(o: { dir: string; total: number; apiSubs:
     res.made.push(b);
     o.log(`    ${b.ok}/${o.total - o.apiSubs} more in ${(b.ms / 1000).toFixed(1)} s (${b.failed} failed, ${b.retransmissions} retrans)`);
     await sleep(2000);
+    res.memAtOnceMiB = rssMiB(s.pid);
+    await sleep(o.settleS * 1000);
     res.memMiB = rssMiB(s.pid);
     await s.stop();
     s = await startLamplighter({ dbFile, logFile, ports, readyTimeoutMs: 120_000 });
     res.restartMs = s.startMs;
     await sleep(1000);
     res.restartMemMiB = rssMiB(s.pid);
-    o.log(`    RSS ${res.memMiB?.toFixed(0)} MiB with ${a.ok + b.ok} subscriptions; restart to /ready ${res.restartMs.toFixed(0)} ms; RSS after restart ${res.restartMemMiB?.toFixed(0)} MiB`);
+    o.log(`    RSS ${res.memAtOnceMiB?.toFixed(0)} MiB at once, ${res.memMiB?.toFixed(0)} MiB after ${o.settleS} s, with ${a.ok + b.ok} subscriptions; restart to /ready ${res.restartMs.toFixed(0)} ms; RSS after restart ${res.restartMemMiB?.toFixed(0)} MiB`);
   } finally {
     await s.stop();
     await client.close();
@@ -80,7 +83,7 @@ export async function lamplighterScale(o: { dir: string; total: number; apiSubs:
 }
 
 /** Kamailio with the same subscriptions; in sqlite mode also the restart (start.sh without fresh reloads them). */
-export async function kamailioScale(mode: KamailioMode, o: { dir: string; total: number; log: (s: string) => void }): Promise<ScaleResult> {
+export async function kamailioScale(mode: KamailioMode, o: { dir: string; total: number; settleS: number; log: (s: string) => void }): Promise<ScaleResult> {
   mkdirSync(o.dir, { recursive: true });
   const res: ScaleResult = { server: `kamailio-${mode}`, subscriptions: o.total, made: [] };
   const k = await startKamailio(mode, { fresh: true });
@@ -91,18 +94,34 @@ export async function kamailioScale(mode: KamailioMode, o: { dir: string; total:
     res.made.push(a);
     o.log(`    kamailio-${mode}: ${a.ok}/${o.total} subscriptions in ${(a.ms / 1000).toFixed(1)} s (${a.failed} failed)`);
     await sleep(2000);
+    res.memAtOnceMiB = pssMiB(processTree(k.pid));
+    await sleep(o.settleS * 1000);
     res.memMiB = pssMiB(processTree(k.pid));
+    o.log(`    Pss ${res.memAtOnceMiB?.toFixed(0)} MiB at once, ${res.memMiB?.toFixed(0)} MiB after ${o.settleS} s`);
     await stopKamailio(); // write-back mode flushes the subscriptions to SQLite here
     if (mode === 'sqlite') {
-      // serving = answers OPTIONS; presence loads its subscriptions from the DB in mod_init, before listening
-      const dir = sharedBenchDir()!;
-      const child = spawn('sh', [join(dir, 'kamailio', 'start.sh')], { stdio: 'ignore' });
-      const ping = await client.optionsPing('127.0.0.1', 5070, 60_000);
-      await new Promise((r) => child.once('exit', r));
-      res.restartMs = ping; // measured from right after the spawn
-      const pid = Number(readFileSync('/tmp/kamailio-bench/kamailio.pid', 'utf8').trim());
-      res.restartMemMiB = pssMiB(processTree(pid));
-      o.log(`    kamailio-sqlite restart to serving ${res.restartMs?.toFixed(0)} ms`);
+      // Restart on the same database: with the reference settings (-M 32 MiB private memory per process) first,
+      // then with more private memory if that does not start. Serving = answers OPTIONS (presence restores its
+      // subscriptions in mod_init, before the listeners serve).
+      const notes: string[] = [];
+      for (const extraArgs of [[], ['-M', '512']]) {
+        const started = runShared('start.sh', extraArgs);
+        const ping = await client.optionsPing('127.0.0.1', 5070, 30_000);
+        const r = await started;
+        const label = extraArgs.length ? extraArgs.join(' ') : 'reference -M 32';
+        if (r.code === 0 && ping !== undefined) {
+          res.restartMs = ping; // measured from right after the spawn
+          const pid = Number(readFileSync('/tmp/kamailio-bench/kamailio.pid', 'utf8').trim());
+          res.restartMemMiB = pssMiB(processTree(pid));
+          notes.push(`restart (${label}) serving after ${ping.toFixed(0)} ms`);
+          break;
+        }
+        const why = /no private memory left/.test(readLog()) ? 'db_sqlite: no private memory left while restoring subscriptions' : r.out.trim().split('\n').slice(-1)[0];
+        notes.push(`restart (${label}) failed: ${why}`);
+        await stopKamailio();
+      }
+      res.note = notes.join('; ');
+      o.log(`    kamailio-sqlite ${res.note}`);
     }
   } finally {
     await stopKamailio();
