@@ -181,4 +181,37 @@ describe('storage across kill -9', () => {
     await until(() => dbRows(tmp.file, 'SELECT count(*) AS n FROM subscriptions WHERE call_id = ?', wsCall)[0].n === 0 || undefined, 3000, 'old WS subscription replaced');
     await second.kill('SIGTERM');
   }, 40_000);
+
+  it('a publication that ran out while the server was down is gone after the start, and its watchers are NOTIFYed', async () => {
+    const tmp = tempDbFile();
+    closers.push(tmp.cleanup);
+    const cfgFile = join(dirname(tmp.file), 'audit-config.json');
+    writeFileSync(cfgFile, JSON.stringify({ sip: { publication: { minExpires: 1, maxExpires: 3600, defaultExpires: 3600 } } }));
+    const env = { LAMPLIGHTER_CONFIG: cfgFile };
+    const sipPort = await freePort();
+    const wsPort = await freePort();
+    const first = await spawnServer({ dbFile: tmp.file, sipPort, wsPort, env });
+    children.push(first);
+    const domain = 'pub-restart.test';
+    const user = '501';
+    const udp = await RawPeer.open({ port: sipPort });
+    closers.push(() => udp.close());
+    const callId = `${randomTag()}@udp`;
+    expect((await udp.request(subscribeText(udp, { user, domain, callId, expires: 3600 }))).status).toBe(200);
+    const pub = await udp.request(publishText(udp, { user, domain, state: 'early', expires: 2 }));
+    expect(pub.status).toBe(200);
+    const early = await udp.waitFor((m) => m.method === 'NOTIFY' && m.get('call-id') === callId && m.body.includes('<state>early</state>'), 5000, 0);
+    await first.kill('SIGKILL');
+    await sleep(2300);
+    const seen = udp.received.length;
+    const second = await spawnServer({ dbFile: tmp.file, sipPort, wsPort, env });
+    children.push(second);
+    const idle = await udp.waitFor((m) => m.method === 'NOTIFY' && m.get('call-id') === callId, 8000, seen);
+    expect(idle.body).not.toContain('<state>early</state>');
+    expect(cseqOf(idle)).toBe(cseqOf(early) + 1);
+    expect(versionOf(idle)).toBe(versionOf(early) + 1);
+    await until(() => dbRows(tmp.file, 'SELECT count(*) AS n FROM publications WHERE presentity = ?', `${user}@${domain}`)[0].n === 0 || undefined, 3000, 'publication row gone');
+    expect((await udp.request(publishText(udp, { user, domain, ifMatch: pub.get('sip-etag')!, body: null }))).status).toBe(412);
+    await second.kill('SIGTERM');
+  }, 40_000);
 });
