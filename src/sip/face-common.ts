@@ -72,6 +72,14 @@ export function acceptsType(ranges: string[], type: string): boolean {
   return ranges.some((r) => r === t || r === '*/*' || r === `${major}/*`);
 }
 
+// RFC 3261 §25.1: callid = word [ "@" word ]; word = 1*(alphanum / - . ! % * _ + ` ' ~ ( ) < > : \ DQUOTE / [ ] ? { }).
+const CALL_ID = /^[A-Za-z0-9\-.!%*_+`'~()<>:\\"/[\]?{}]+(?:@[A-Za-z0-9\-.!%*_+`'~()<>:\\"/[\]?{}]+)?$/;
+
+/** Whether a Call-ID is one we may store and send back in every NOTIFY of the dialog. */
+export function isCallId(v: string): boolean {
+  return v.length <= 256 && CALL_ID.test(v);
+}
+
 /** A reason phrase safe for the status line: printable, single line, bounded. */
 export function reasonPhrase(prefix: string, detail: string): string {
   const clean = detail.replace(/[^\x20-\x7e]/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 120);

@@ -8,7 +8,7 @@ import { isValidNameAddr, parseCSeq, parseEvent, parseNameAddr, parseUri } from 
 import { presentityKey, randomToken, type Subscription } from '../presence/index.js';
 import type { EventPackage } from '../presence/packages/types.js';
 import {
-  ALLOW_EVENTS, acceptedTypes, acceptsType, contactHeader, grantExpires, overloaded, type FaceContext,
+  ALLOW_EVENTS, acceptedTypes, acceptsType, contactHeader, grantExpires, isCallId, overloaded, type FaceContext,
 } from './face-common.js';
 
 export async function handleSubscribe(ctx: FaceContext, tx: ServerTransaction): Promise<void> {
@@ -30,6 +30,11 @@ export async function handleSubscribe(ctx: FaceContext, tx: ServerTransaction): 
   // RFC 3261 §25.1: a Call-ID is word ["@" word], no whitespace or controls; it is stored and sent in every NOTIFY.
   if (!from || !to || !callId || !cseq || !fromValue || !toValue || /[\x00-\x20\x7f]/.test(callId)) {
     tx.respond({ status: 400, reason: 'Malformed From, To, Call-ID or CSeq' });
+    return;
+  }
+  // Stored with the dialog and echoed in every NOTIFY: it must be a Call-ID, not arbitrary bytes.
+  if (!isCallId(callId)) {
+    tx.respond({ status: 400, reason: 'Malformed Call-ID' });
     return;
   }
   const fromTag = from.params.tag;
@@ -154,6 +159,17 @@ async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
     tx.respond({ status: 400, reason: 'Missing Contact' });
     return;
   }
+  // RFC 3261 §12.1.1, §20.30: each Record-Route value is a name-addr with a SIP URI; it becomes the route set of
+  // every NOTIFY, so a malformed one is refused rather than stored.
+  const recordRoute = headerAll(req, 'record-route');
+  for (const rr of recordRoute) {
+    const na = rr.includes('<') ? parseNameAddr(rr) : null;
+    const scheme = na ? parseUri(na.uri)?.scheme : undefined;
+    if (scheme !== 'sip' && scheme !== 'sips') {
+      tx.respond({ status: 400, reason: 'Malformed Record-Route' });
+      return;
+    }
+  }
   const presentity = presentityKey(safeDecode(target.user), domain);
   const limits = config.sip.limits;
   if (expires > 0) {
@@ -163,7 +179,6 @@ async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
   }
   const now = presence.now();
   const localTag = randomToken(8);
-  const recordRoute = headerAll(req, 'record-route');
   // RFC 3261 §12.1.1: the route set is the Record-Route URIs; one that does not parse can route no NOTIFY.
   if (!recordRoute.every(isValidNameAddr)) {
     tx.respond({ status: 400, reason: 'Bad Record-Route' });

@@ -224,6 +224,19 @@ describe('SUBSCRIBE: refusing', () => {
     expect(h.presence.subscriptionCount).toBe(0);
   });
 
+  it('400 for a Record-Route that is not a SIP name-addr, or a Call-ID with spaces or controls; nothing stored', async () => {
+    const h = await setup();
+    for (const rr of ['a;a;a', '<sip:p.example.com;lr', '<tel:+1555>', 'sip:p.example.com;lr']) {
+      const r = await subscribe(h, { extra: { 'record-route': rr } });
+      expect(r.status, rr).toBe(400);
+      expect(r.reason).toBe('Malformed Record-Route');
+    }
+    for (const callId of ['has space', 'nul\u0000x', 'a@b@c']) {
+      expect((await subscribe(h, { callId })).status, callId).toBe(400);
+    }
+    expect(h.db.prepare('SELECT count(*) FROM subscriptions').pluck().get()).toBe(0);
+  });
+
   it('OPTIONS: 200 with Allow, Allow-Events and Accept', async () => {
     const h = await setup();
     const r = await subscribe(h, { method: 'OPTIONS', event: null });
