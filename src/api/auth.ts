@@ -1,6 +1,7 @@
 // Who may call: an auth token (X-Auth-Token header, `Authorization: Bearer`, or `auth_token` in the request
 // envelope, as Crossbar accepts) reaches its own account and every account below it. Any other existing account
-// is 403 forbidden, an unknown one 404 bad_identifier, a missing/unknown/expired token 401 invalid_credentials.
+// is 403 forbidden, an unknown one 404 bad_identifier, a missing/unknown/expired token (or one of a disabled
+// account) 401 invalid_credentials.
 import { apiErrors } from './envelope.js';
 import { idParam, type ApiContext, type ApiDeps, type ApiMiddleware } from './context.js';
 
@@ -19,6 +20,9 @@ export function requireAuth(deps: ApiDeps): ApiMiddleware {
     const token = tokenFrom(ctx);
     const info = token ? deps.tokens.verifyToken(token) : undefined;
     if (!token || !info) throw apiErrors.invalidCredentials();
+    // A disabled account logs in no more (api_auth, user_auth refuse it), so the tokens it holds stop too; its
+    // parent's tokens still reach it, so it can be enabled again.
+    if (!deps.directory.getAccount(info.accountId)?.enabled) throw apiErrors.invalidCredentials();
     ctx.state.auth = { ...info, token };
     await next();
   };

@@ -242,6 +242,24 @@ describe('tokens on the presence routes', () => {
   });
 });
 
+describe('disabled accounts', () => {
+  it('the tokens of a disabled account stop working; its parent can still reach it and enable it again', async () => {
+    const parent = await h.account('Parent', 'parent.example.com');
+    const kid = await h.account('Kid', 'kid.example.com', parent.id);
+    expect((await h.call('GET', `/v2/accounts/${kid.id}/presence`, { token: kid.token })).status).toBe(200);
+    expect((await h.call('PATCH', `/v2/accounts/${kid.id}`, { token: parent.token, data: { enabled: false } })).status).toBe(200);
+    for (const [method, path] of [['GET', ''], ['GET', '/presence'], ['POST', '/presence/1001']] as const) {
+      const r = await h.call(method, `/v2/accounts/${kid.id}${path}`, { token: kid.token, data: method === 'POST' ? { action: 'reset' } : undefined });
+      expect(r.status, `${method} ${path}`).toBe(401);
+      expect(r.body.message).toBe('invalid_credentials');
+    }
+    expect(h.presence.calls).toEqual([]);
+    expect((await h.call('GET', `/v2/accounts/${kid.id}`, { token: parent.token })).body.data.enabled).toBe(false);
+    expect((await h.call('PATCH', `/v2/accounts/${kid.id}`, { token: parent.token, data: { enabled: true } })).status).toBe(200);
+    expect((await h.call('GET', `/v2/accounts/${kid.id}/presence`, { token: kid.token })).status).toBe(200);
+  });
+});
+
 describe('sub-accounts', () => {
   it('PUT /accounts/{A} creates below A; its realm must be unique; a child cannot create beside itself', async () => {
     const r = await h.call('PUT', `/v2/accounts/${a.id}`, { token: a.token, data: { name: 'Branch', realm: 'branch.acme.example.com', custom_field: 1 } });
