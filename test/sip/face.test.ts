@@ -371,15 +371,18 @@ describe('NOTIFY after state changes', () => {
   });
 
   it('minIntervalMs merges a burst into one later NOTIFY', async () => {
-    const h = await setup({ sip: { notify: { minIntervalMs: 100 } } });
+    // Long enough that a loaded machine still fits both PUBLISHes inside one interval.
+    const h = await setup({ sip: { notify: { minIntervalMs: 1500 } } });
     await subscribed(h);
+    const t0 = performance.now();
     await publish(h, { state: 'early' });
     await publish(h, { state: 'confirmed' });
     await tick();
     expect(h.engine.sent).toHaveLength(1);
-    const n = await h.engine.waitSent(2, 1000);
+    const n = await h.engine.waitSent(2, 4000);
+    expect(performance.now() - t0).toBeGreaterThan(1000);
     expect(n.body).toContain('<state>confirmed</state>');
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((r) => setTimeout(r, 100));
     expect(h.engine.sent).toHaveLength(2);
   });
 });
