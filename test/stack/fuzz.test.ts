@@ -184,7 +184,7 @@ function checkShape(r: ParseResult): void {
     check(Buffer.isBuffer(m.body), 'body is a Buffer');
     for (const [k, v] of m.headers) {
       check(k === k.toLowerCase(), `lower-case name ${k}`);
-      check(Array.isArray(v) && v.every((x) => typeof x === 'string' && !x.includes('\n')), `values of ${k}`);
+      check(Array.isArray(v) && v.every((x) => typeof x === 'string' && !x.includes('\n') && !x.includes('\r')), `values of ${k} (no CR or LF)`);
     }
     // what the parser promises on success
     check(parseCSeq(m.headers.get('cseq')![0]!) !== null, 'CSeq parses');
@@ -234,11 +234,8 @@ describe('fuzz', () => {
       checkShape(r);
       if (r.ok) {
         parsed++;
-        // serialize -> parse is a fixed point (a bare CR inside a header value is the one thing the serializer
-        // rewrites on purpose, to SP)
-        let bareCr = false;
-        for (const vs of r.message.headers.values()) for (const v of vs) if (v.includes('\r')) bareCr = true;
-        if (!bareCr) {
+        // serialize -> parse is a fixed point
+        {
           const back = parseMessage(serializeMessage(r.message), ROOMY);
           if (!back.ok) throw new Error(`case ${c}: re-serialized message refused (${back.error}); input ${input.toString('base64')}`);
           for (const [k, v] of r.message.headers) {

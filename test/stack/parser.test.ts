@@ -217,6 +217,14 @@ l: 0
     expect(b.body.toString()).toBe('body');
   });
 
+  it('refuses a CR alone inside a header line, so it can never be echoed (RFC 3261 §7.3.1)', () => {
+    for (const extra of [['Subject: a\rX-Injected: 1'], ['Subject: a', ' b\rX-Injected: 1']]) {
+      const r = err(parseMessage(subscribe({ extra })));
+      expect(r.error).toBe('Malformed Header Line');
+      expect(canAnswer(r.request!)).toBe(true);
+    }
+  });
+
   it('accepts bare LF line ends', () => {
     const m = req(parseMessage(Buffer.from(subscribe().toString().replace(/\r\n/g, '\n'))));
     expect(m.headers.get('call-id')).toEqual(['c1@10.0.0.1']);

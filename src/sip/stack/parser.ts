@@ -12,7 +12,8 @@
 // - Folded lines (a line starting with SP/HTAB) are joined with one SP (§7.3.1).
 // - Via, Contact, Route and Record-Route are split on top-level commas; every other header keeps one value per
 //   line (§7.3.1: only list-valued headers may be combined).
-// - CRLFs before the start line are ignored (§7.5). A bare LF line end is accepted as well (robustness).
+// - CRLFs before the start line are ignored (§7.5). A bare LF line end is accepted as well (robustness); a CR
+//   alone inside a header line is refused (it is never data, and echoing it could forge a line for some peers).
 // - Errors never throw. When the start line is a request, the partially parsed request comes back with the error
 //   so the engine can answer 400 (§8.2.2, §21.4.1) when canAnswer() says it can.
 import type { HeaderMap, SipMessage, SipRequest, SipResponse } from './message.js';
@@ -337,6 +338,7 @@ function parseUnsafe(buf: Buffer, limits: ParseLimits): ParseResult {
         continue;
       }
       const more = trimRange(head, ls, le);
+      if (more.indexOf('\r') !== -1) error ??= 'Malformed Header Line';
       if (more.length > 0) lastValue = lastValue.length === 0 ? more : lastValue + ' ' + more;
       continue;
     }
@@ -363,6 +365,9 @@ function parseUnsafe(buf: Buffer, limits: ParseLimits): ParseResult {
     }
     lastName = name;
     lastValue = trimRange(head, colon + 1, le);
+    // RFC 3261 §7.3.1: lines end with CRLF; a CR alone inside a value is not data. Call-ID is echoed in every
+    // answer unchecked, and a peer that ends lines at a lone CR would read a header we never wrote.
+    if (lastValue.indexOf('\r') !== -1) error ??= 'Malformed Header Line';
   }
   if (lastName !== undefined) addHeader(headers, lastName, lastValue);
 
