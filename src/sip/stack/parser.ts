@@ -365,8 +365,8 @@ function parseUnsafe(buf: Buffer, limits: ParseLimits): ParseResult {
     }
     lastName = name;
     lastValue = trimRange(head, colon + 1, le);
-    // RFC 3261 §7.3.1: lines end with CRLF; a CR alone inside a value is not data. Call-ID is echoed in every
-    // answer unchecked, and a peer that ends lines at a lone CR would read a header we never wrote.
+    // RFC 3261 §7.3.1, §25.1: lines end with CRLF and no value holds a CR. Kept, it was stored (User-Agent, a
+    // SUBSCRIBE's Call-ID) and then went out as a space, so NOTIFYs named a dialog the phone never had.
     if (lastValue.indexOf('\r') !== -1) error ??= 'Malformed Header Line';
   }
   if (lastName !== undefined) addHeader(headers, lastName, lastValue);
