@@ -43,7 +43,10 @@ describe('raw SUBSCRIBE over UDP and TCP', () => {
       const toTag = /;tag=([^;>\s]+)/.exec(ok.get('to')!)![1]!;
       const n1 = await p.waitFor(notifyFor(callId), 5000, 0);
       expect(n1.startLine).toBe(`NOTIFY sip:watcher@127.0.0.1:${p.localPort}${transport === 'tcp' ? ';transport=tcp' : ''} SIP/2.0`);
-      expect(n1.get('subscription-state')).toMatch(/^active;expires=(300|299)$/);
+      // The time left, never more than granted (a loaded machine may take a second or two to send it).
+      const left = Number(/^active;expires=(\d+)$/.exec(n1.get('subscription-state') ?? '')?.[1]);
+      expect(left).toBeLessThanOrEqual(300);
+      expect(left).toBeGreaterThan(290);
       expect(n1.get('from')).toContain(`tag=${toTag}`);
       expect(n1.get('to')).toContain(`tag=${fromTag}`);
       expect(version(n1.body)).toBe(0);
