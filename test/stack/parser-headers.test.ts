@@ -218,6 +218,13 @@ describe('serializer', () => {
     );
   });
 
+  it('drops a given Content-Length in any spelling and writes the real one once', () => {
+    const r: SipRequest = { ...request, headers: new Map([...request.headers, ['Content-Length', ['1']], ['L', ['2']]]) };
+    const text = serializeRequest(r).toString();
+    expect(text.match(/content-length|\r\nl:/gi)).toEqual(['Content-Length']);
+    expect(text).toContain('Content-Length: 11\r\n\r\n');
+  });
+
   it('canonical spellings', () => {
     const names: Record<string, string> = {
       via: 'Via', 'call-id': 'Call-ID', cseq: 'CSeq', 'www-authenticate': 'WWW-Authenticate', 'sip-etag': 'SIP-ETag',

@@ -44,7 +44,8 @@ function safeUri(u: string): string {
 function headerBlock(headers: HeaderMap): string {
   let s = '';
   for (const [name, values] of headers) {
-    if (name === 'content-length' || name === 'l') continue;
+    // Content-Length is always written last, from the body; drop any given one, whatever its spelling.
+    if ((name.length === 14 || name.length === 1) && (name.toLowerCase() === 'content-length' || name.toLowerCase() === 'l')) continue;
     const canon = canonicalHeaderName(name);
     for (let i = 0; i < values.length; i++) s += canon + ': ' + safeValue(values[i]!) + '\r\n';
   }
