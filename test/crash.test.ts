@@ -139,7 +139,9 @@ describe('kill -9 and restart on the same database', () => {
     await until(() => wsIn.find((m) => m.method === 'NOTIFY'), 5000, 'WS initial NOTIFY');
 
     const shortCall = `${randomTag()}@udp`;
-    expect((await udp.request(subscribeText(udp, { user: '202', domain, callId: shortCall, expires: 2, watcher: 'short' }))).status).toBe(200);
+    const SHORT = 5;
+    const shortAt = Date.now();
+    expect((await udp.request(subscribeText(udp, { user: '202', domain, callId: shortCall, expires: SHORT, watcher: 'short' }))).status).toBe(200);
 
     // Before the crash: initial NOTIFY (CSeq n, version 0) and one after a PUBLISH (n+1, version 1).
     const pbx = await RawPeer.open(server, { transport: 'udp' });
@@ -153,7 +155,9 @@ describe('kill -9 and restart on the same database', () => {
 
     const killed = await first.kill('SIGKILL');
     expect(killed.signal).toBe('SIGKILL');
-    await new Promise((r) => setTimeout(r, 2200)); // the short subscription runs out while the server is down
+    expect(Date.now() - shortAt, 'killed before the short subscription ran out').toBeLessThan(SHORT * 1000);
+    // the short subscription runs out while the server is down
+    await new Promise((r) => setTimeout(r, Math.max(0, shortAt + SHORT * 1000 + 300 - Date.now())));
     const udpSeen = udp.received.length;
 
     const second = await spawnServer({ dbFile: tmp.file, sipPort, wsPort, env });
