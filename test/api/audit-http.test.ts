@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startApi, type ApiHarness } from './helpers.js';
-import { kazooSubscriptions } from '../../src/api/routes/presence.js';
+import { kazooSubscriptions, watcherAor } from '../../src/api/routes/presence.js';
 import type { SubscriptionView } from '../../src/presence/service.js';
 
 const md5 = (s: string) => createHash('md5').update(s).digest('hex');
@@ -190,6 +190,13 @@ describe('presence listings', () => {
     expect(out['1001']!.dialog!.sent!.notify).toEqual({ body: 'undefined', reply: 0, sequence: 0 });
     expect(out['1001']!.dialog!.answered!.notify).toEqual({ body: '<x/>', reply: 200, sequence: 4 });
     expect(out['1001']!.dialog!['timed-out']!.notify).toEqual({ body: '<y/>', reply: 408, sequence: 5 });
+  });
+
+  it('from is the watcher\'s user@realm: no display name, tag, URI parameters, headers or port', () => {
+    expect(watcherAor('"Desk" <sip:2001@Acme.Example.com:5060;transport=udp?subject=x>;tag=abc')).toBe('2001@acme.example.com');
+    expect(watcherAor('sips:2001@acme.example.com;tag=1')).toBe('2001@acme.example.com');
+    expect(watcherAor('<sip:2001@[2001:db8::1]:5070>')).toBe('2001@[2001:db8::1]');
+    expect(watcherAor('<sip:Bob.Smith@acme.example.com>')).toBe('Bob.Smith@acme.example.com');
   });
 
   it('an empty account lists data.subscriptions = {} in a full success envelope', async () => {

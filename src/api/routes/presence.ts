@@ -15,14 +15,22 @@ export const gregorian = (unixMs: number) => Math.floor(unixMs / 1000) + GREGORI
 const EXTENSION_RE = /^[A-Za-z0-9*+_.\-]{1,64}$/;
 const STATES: readonly ManualDialogState[] = ['confirmed', 'early', 'terminated'];
 
-/** `"Bob" <sip:1001@example.com>;tag=x` -> `1001@example.com` (the `from` Kazoo shows). */
+/**
+ * `"Bob" <sip:1001@Example.com:5060;transport=udp>;tag=x` -> `1001@example.com`: the `from` Kazoo shows is the
+ * watcher's user@realm (omnipresence's From-User@From-Realm), so URI parameters, headers and the port go
+ * (RFC 3261 §19.1.1), and the host is lower-cased (it is case-insensitive, §19.1.4).
+ */
 export function watcherAor(watcher: string): string {
   const m = /<([^>]*)>/.exec(watcher);
-  let uri = (m ? m[1] : watcher).trim();
+  let uri = (m ? m[1]! : watcher).trim();
   uri = uri.replace(/^sips?:/i, '');
-  const semi = uri.indexOf(';');
-  if (semi >= 0) uri = uri.slice(0, semi);
-  return uri;
+  const cut = uri.search(/[;?]/);
+  if (cut >= 0) uri = uri.slice(0, cut);
+  const at = uri.lastIndexOf('@');
+  const user = at >= 0 ? uri.slice(0, at + 1) : '';
+  let host = uri.slice(at + 1);
+  host = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d*$/, '');
+  return user + host.toLowerCase();
 }
 
 /**
