@@ -288,3 +288,30 @@ describe('sub-accounts', () => {
     expect(h.directory.accountByRealm('sneaky.example.com')).toBeUndefined();
   });
 });
+
+describe('hostile input never reaches a 500', () => {
+  it('random bodies on the presence POSTs and random query strings on the listings get an envelope, 2xx or 4xx', async () => {
+    const fc = (await import('fast-check')).default;
+    const user = (await h.call('PUT', `/v2/accounts/${a.id}/users`, { token: a.token, data: { first_name: 'F', last_name: 'Z' } })).body.data.id as string;
+    const device = (await h.call('PUT', `/v2/accounts/${a.id}/devices`, { token: a.token, data: { name: 'Z', presence_id: '2900' } })).body.data.id as string;
+    const paths = ['/presence/2901', `/devices/${device}/presence`, `/users/${user}/presence`, '/presence/*3101'];
+    const body = fc.oneof(
+      fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify({ data: v })),
+      fc.record({ action: fc.oneof(fc.constantFrom('reset', 'set', 'Reset', ''), fc.jsonValue({ maxDepth: 2 })), state: fc.oneof(fc.constantFrom('early', 'confirmed', 'terminated', 'idle'), fc.jsonValue({ maxDepth: 2 })), reset: fc.jsonValue({ maxDepth: 1 }) }, { requiredKeys: [] }).map((d) => JSON.stringify({ data: d })),
+      fc.string({ maxLength: 40 }),
+    );
+    await fc.assert(fc.asyncProperty(fc.constantFrom(...paths), body, async (path, raw) => {
+      const r = await h.call('POST', `/v2/accounts/${a.id}${path}`, { token: a.token, raw });
+      expect([200, 400]).toContain(r.status);
+      expect(Object.keys(r.body).sort()).toEqual(r.status === 200 ? ENVELOPE_KEYS : ERROR_KEYS);
+    }), { numRuns: 150 });
+    const query = fc.array(fc.tuple(fc.constantFrom('page_size', 'start_key', 'paginate', 'event', 'verb'), fc.string({ maxLength: 12 })), { maxLength: 3 })
+      .map((kv) => kv.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&'));
+    const lists = ['/users', '/devices', '/device', '/presence', '/presence/2901'];
+    await fc.assert(fc.asyncProperty(fc.constantFrom(...lists), query, async (path, q) => {
+      const r = await h.call('GET', `/v2/accounts/${a.id}${path}?${q}`, { token: a.token });
+      expect([200, 400], `${path}?${q}`).toContain(r.status);
+      expect(r.body.status).toBe(r.status === 200 ? 'success' : 'error');
+    }), { numRuns: 150 });
+  });
+});
