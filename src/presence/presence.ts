@@ -64,6 +64,7 @@ export class Presence implements PresenceService {
   private readonly pubStore: PublicationStore;
   private readonly logger: Logger;
   private readonly metrics: Metrics;
+  private restored = false;
 
   constructor(opts: PresenceOptions) {
     this.nodeId = opts.nodeId;
@@ -100,6 +101,8 @@ export class Presence implements PresenceService {
    * goes away); subscriptions that ran out are returned so the SIP face can send their terminated NOTIFY first.
    */
   restore(): RestoreResult {
+    if (this.restored) throw new Error('presence state is already restored');
+    this.restored = true;
     const now = this.now();
     for (const m of this.pubStore.loadManual()) {
       if (m.event === 'dialog') this.manual.set(m.presentity, m.state as ManualDialogState);
