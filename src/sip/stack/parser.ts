@@ -66,9 +66,6 @@ export const COMPACT_FORMS: Readonly<Record<string, string>> = {
 /** Headers whose comma-separated values are split into separate elements. */
 const MULTI_VALUE = new Set(['via', 'contact', 'route', 'record-route']);
 
-/** Headers that may appear only once (RFC 3261 §7.3.1: not list-valued; RFC 4475 §3.1.2.11 "multi01"). */
-const SINGLE_VALUE = new Set(['from', 'to', 'call-id', 'cseq', 'content-length', 'max-forwards']);
-
 // Lower-case name lookup for the spellings seen on the wire, so the hot path skips toLowerCase and token checks.
 const NAME_CACHE = new Map<string, string>();
 for (const full of [
@@ -414,26 +411,43 @@ const MANDATORY: Array<[string, string]> = [
   ['cseq', 'Missing CSeq'],
 ];
 
+function missing(v: string[] | undefined): boolean {
+  return v === undefined || v.length === 0 || v[0]!.length === 0;
+}
+
+/** The same value twice is harmless; different values are ambiguous (RFC 4475 §3.3.8 "multi01", §3.3.9 "mcl01"). */
+function conflicting(v: string[] | undefined): boolean {
+  if (v === undefined || v.length < 2) return false;
+  for (let i = 1; i < v.length; i++) if (v[i] !== v[0]) return true;
+  return false;
+}
+
 function checkHeaders(msg: SipRequest | SipResponse): string | undefined {
   const h = msg.headers;
-  for (const [name, err] of MANDATORY) {
-    const v = h.get(name);
-    if (v === undefined || v.length === 0 || v[0]!.length === 0) return err;
-  }
-  for (const name of SINGLE_VALUE) {
-    const v = h.get(name);
-    if (v !== undefined && v.length > 1) {
-      // The same value twice is harmless; different values are ambiguous (RFC 4475 §3.1.2.11, §3.3.? mcl01).
-      for (let i = 1; i < v.length; i++) if (v[i] !== v[0]) return 'Duplicate ' + canonicalLabel(name);
-    }
-  }
-  const cseq = parseCSeq(h.get('cseq')![0]!);
+  // one lookup per header (this runs for every message)
+  const via = h.get('via');
+  const from = h.get('from');
+  const to = h.get('to');
+  const callId = h.get('call-id');
+  const cseqV = h.get('cseq');
+  if (missing(via)) return 'Missing Via';
+  if (missing(from)) return 'Missing From';
+  if (missing(to)) return 'Missing To';
+  if (missing(callId)) return 'Missing Call-ID';
+  if (missing(cseqV)) return 'Missing CSeq';
+  const mf = h.get('max-forwards');
+  if (conflicting(from)) return 'Duplicate From';
+  if (conflicting(to)) return 'Duplicate To';
+  if (conflicting(callId)) return 'Duplicate Call-ID';
+  if (conflicting(cseqV)) return 'Duplicate CSeq';
+  if (conflicting(h.get('content-length'))) return 'Duplicate Content-Length';
+  if (conflicting(mf)) return 'Duplicate Max-Forwards';
+  const cseq = parseCSeq(cseqV![0]!);
   if (cseq === null) return 'Bad CSeq';
   if (msg.kind === 'request') {
     // RFC 3261 §8.1.1.5: the CSeq method MUST match the request method (RFC 4475 §3.1.2.17 "mismatch01").
     if (cseq.method !== msg.method) return 'CSeq Method Mismatch';
     // Max-Forwards is 0-255 (RFC 3261 §20.22, RFC 4475 §3.1.2.4 "scalar02").
-    const mf = h.get('max-forwards');
     if (mf !== undefined) {
       const n = parseContentLength(mf[0]!);
       if (n === null || n > 255) return 'Bad Max-Forwards';
@@ -441,18 +455,12 @@ function checkHeaders(msg: SipRequest | SipResponse): string | undefined {
   }
   // The structured headers every layer relies on are checked here, once, so no caller meets a Via, From, To or
   // Contact it cannot parse (RFC 4475 §3.1.2.1, §3.1.2.6, §3.1.2.13-15).
-  for (const v of h.get('via')!) if (!isValidVia(v)) return 'Bad Via';
-  if (!isValidNameAddr(h.get('from')![0]!)) return 'Bad From';
-  if (!isValidNameAddr(h.get('to')![0]!)) return 'Bad To';
+  for (const v of via!) if (!isValidVia(v)) return 'Bad Via';
+  if (!isValidNameAddr(from![0]!)) return 'Bad From';
+  if (!isValidNameAddr(to![0]!)) return 'Bad To';
   const contact = h.get('contact');
   if (contact !== undefined) for (const v of contact) if (!isValidNameAddr(v)) return 'Bad Contact';
   return undefined;
-}
-
-function canonicalLabel(name: string): string {
-  if (name === 'call-id') return 'Call-ID';
-  if (name === 'cseq') return 'CSeq';
-  return name.replace(/(^|-)([a-z])/g, (_m, d: string, ch: string) => d + ch.toUpperCase());
 }
 
 /**
