@@ -170,6 +170,53 @@ describe('responses and retransmissions from the other side', () => {
   });
 });
 
+// BUG (it.fails): RFC 3261 §8.2.6.2: "if the To header field in the request did not contain a tag ... the UAS MUST
+// add a tag to the To header field in the response (with the exception of the 100 (Trying) response)". Only the
+// 200 to a new SUBSCRIBE gets one: EmbeddedEngine.buildResponse() (src/sip/stack/engine.ts) adds a tag only when the
+// face passes ResponseSpec.toTag, and sendResponseOnce() (parser 400s) never does. Fix: in buildResponse, when the
+// request's To has no tag and status > 100, add spec.toTag ?? a fresh random tag; the same for the stateless
+// answers (400 from the parser, 503 load shedding).
+describe('RFC 3261 §8.2.6.2: every final response to a request without a To-tag carries one', () => {
+  async function untagged(cases: Array<[string, (p: Awaited<ReturnType<Peers['open']>>) => string]>): Promise<string[]> {
+    const p = await peers.open(ts.sip('udp').port);
+    const missing: string[] = [];
+    for (const [what, build] of cases) {
+      const text = build(p);
+      const callId = /^Call-ID: (.*)$/m.exec(text)![1]!.trim();
+      const answer = p.waitFor((m) => m.status !== undefined && m.status >= 200 && m.get('call-id') === callId, 3000);
+      p.sendRaw(text);
+      const r = await answer;
+      if (!/;\s*tag=/i.test(r.get('to') ?? '')) missing.push(`${what} -> ${r.status}`);
+    }
+    return missing;
+  }
+  const method = (m: string) => (t: string) => t.replace(/^SUBSCRIBE /, `${m} `).replace(/ SUBSCRIBE\r\n/, ` ${m}\r\n`);
+  it('the 200 to a new SUBSCRIBE has one (control)', async () => {
+    expect(await untagged([['SUBSCRIBE', (p) => subscribeText(p, { user: uniqueUser() })]])).toEqual([]);
+  });
+  it.fails('answers of the SIP face: PUBLISH 200/412/415/489/423, OPTIONS 200, SUBSCRIBE 489/423, MESSAGE 405', async () => {
+    const user = uniqueUser();
+    const missing = await untagged([
+      ['PUBLISH', (p) => publishText(p, { user, state: 'early' })],
+      ['PUBLISH unknown tag', (p) => publishText(p, { user, ifMatch: 'nope', body: null })],
+      ['PUBLISH text/plain', (p) => publishText(p, { user, contentType: 'text/plain' })],
+      ['PUBLISH Event: reg', (p) => publishText(p, { user, event: 'reg' })],
+      ['PUBLISH Expires: 5', (p) => publishText(p, { user, expires: 5 })],
+      ['OPTIONS', (p) => method('OPTIONS')(subscribeText(p, { user }))],
+      ['SUBSCRIBE Event: reg', (p) => subscribeText(p, { user, event: 'reg' })],
+      ['SUBSCRIBE Expires: 5', (p) => subscribeText(p, { user, expires: 5 })],
+      ['MESSAGE', (p) => method('MESSAGE')(subscribeText(p, { user }))],
+    ]);
+    expect(missing).toEqual([]);
+  });
+  it.fails('a 400 from the parser (CSeq method mismatch)', async () => {
+    const missing = await untagged([
+      ['SUBSCRIBE with CSeq 1 PUBLISH', (p) => subscribeText(p, { user: uniqueUser() }).replace(/^CSeq: 1 SUBSCRIBE/m, 'CSeq: 1 PUBLISH')],
+    ]);
+    expect(missing).toEqual([]);
+  });
+});
+
 // BUG (it.fails): grantExpires() in src/sip/face-common.ts returns policy.defaultExpires unclamped when Expires is
 // absent, and the config schema (expirySchema in src/config.ts) only checks minExpires <= maxExpires. An operator who
 // lowers maxExpires below the shipped default of 3600 gets subscriptions and publications granted longer than the
