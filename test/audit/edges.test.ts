@@ -217,6 +217,25 @@ describe('RFC 3261 §8.2.6.2: every final response to a request without a To-tag
   });
 });
 
+// GAP (it.fails, a SHOULD): RFC 3261 §8.2.2.2 merged requests. A SUBSCRIBE without To-tag whose From tag, Call-ID
+// and CSeq equal those of a transaction already seen, but with another branch (it reached us twice, e.g. over two
+// proxy paths), SHOULD get 482 (Loop Detected). Here it creates a second subscription dialog with the same Call-ID
+// and remote tag, and the phone gets two NOTIFY streams. Fix belongs in the engine's server-transaction layer
+// (src/sip/stack/engine.ts receiveRequest) or in newSubscription() (src/sip/subscribe.ts): refuse 482 when a
+// subscription with that Call-ID + remote tag + CSeq already exists.
+describe('RFC 3261 §8.2.2.2 merged requests', () => {
+  it.fails('the same SUBSCRIBE (Call-ID, From tag, CSeq) on a second branch gets 482 and makes no second subscription', async () => {
+    const p = await peers.open(ts.sip('udp').port);
+    const callId = `${randomTag()}@audit`;
+    const t = subscribeText(p, { user: uniqueUser(), callId, fromTag: randomTag() });
+    expect((await p.request(t)).status).toBe(200);
+    const again = await p.request(t.replace(/branch=z9hG4bK[0-9a-f]+/, `branch=z9hG4bK${randomTag()}${randomTag()}`));
+    await sleep(50);
+    expect(subRows(callId)).toHaveLength(1);
+    expect(again.status).toBe(482);
+  });
+});
+
 // BUG (it.fails): grantExpires() in src/sip/face-common.ts returns policy.defaultExpires unclamped when Expires is
 // absent, and the config schema (expirySchema in src/config.ts) only checks minExpires <= maxExpires. An operator who
 // lowers maxExpires below the shipped default of 3600 gets subscriptions and publications granted longer than the

@@ -46,8 +46,10 @@ describe('SUBSCRIBE accepted: the 200 and the initial NOTIFY on the wire', () =>
       expect(n.get('contact')).toMatch(/^<sip:[^>]+>/);
       expect(n.get('content-type')).toBe('application/dialog-info+xml');
       expect(n.get('max-forwards')).toBe('70');
-      expect(n.get('from')).toContain(`tag=${toTagOf(ok)}`);
-      expect(n.get('to')).toContain(`tag=${fromTag}`);
+      // RFC 6665 §4.4.1 / RFC 3261 §12.1.1: From = the SUBSCRIBE's To plus our tag, To = its From, same Call-ID.
+      expect(n.get('from')).toMatch(new RegExp(`^<sip:${user}@example\\.test>;\\s*tag=${toTagOf(ok)}$`));
+      expect(n.get('to')).toBe(`<sip:watcher@example.test>;tag=${fromTag}`);
+      expect(n.get('call-id')).toBe(callId);
       // A neutral idle body (issue 2 / spec §2.1): one <dialog>, entity = the watched AOR, nothing invented.
       expect(versionOf(n)).toBe(0);
       expect(n.body).toContain(`entity="sip:${user}@example.test"`);
