@@ -16,6 +16,7 @@ import {
   parseUri,
   parseVia,
   quote,
+  detachString,
   splitTopLevelCommas,
   tagOf,
   unquote,
@@ -164,6 +165,10 @@ describe('small values', () => {
     expect(splitTopLevelCommas('"a, b" <sip:x@h;p=1,2>, <sip:y@h> ,, c')).toEqual(['"a, b" <sip:x@h;p=1,2>', '<sip:y@h>', 'c']);
     expect(splitTopLevelCommas('  ')).toEqual([]);
     expect(splitTopLevelCommas('"esc \\", still" , next')).toEqual(['"esc \\", still"', 'next']);
+  });
+
+  it('detachString gives an equal string', () => {
+    for (const v of ['', 'short', 'a-much-longer-call-id@10.0.0.1', 'Zoë ☎ long enough to be sliced']) expect(detachString(v)).toBe(v);
   });
 
   it('quote/unquote round trip', () => {
