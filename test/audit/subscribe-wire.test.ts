@@ -186,6 +186,23 @@ describe('presentities: user@domain of the Request-URI', () => {
   });
 });
 
+describe('presentity keys from Request-URIs as phones and PBXes write them', () => {
+  it('port, uri-parameters, %-escapes and domain case do not split one extension into several', async () => {
+    const p = await udp();
+    const pbx = await udp();
+    const n = uniqueUser();
+    const star = `*${n}`;
+    const callId = `${randomTag()}@audit`;
+    // A phone: the server's port and user=phone in the R-URI, the star escaped.
+    const sub = subscribeText(p, { user: star, callId, requestUri: `sip:%2A${n}@example.test:5060;user=phone` });
+    expect((await p.request(sub)).status).toBe(200);
+    expect(subRows(callId)[0].presentity).toBe(`${star}@example.test`);
+    // The PBX: the domain in capitals.
+    expect((await pbx.request(publishText(pbx, { user: star, domain: 'EXAMPLE.TEST', state: 'early' }))).status).toBe(200);
+    await p.waitFor((m) => isNotify(callId)(m) && m.body.includes('<state>early</state>'), 5000, 0);
+  });
+});
+
 describe('parser on the wire', () => {
   it('compact forms v f t i m l o (Event) and u (Allow-Events): a presence SUBSCRIBE written compactly', async () => {
     const p = await udp();
