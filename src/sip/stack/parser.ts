@@ -7,7 +7,9 @@
 //   than what arrived is an error; no Content-Length on a datagram means the rest of it (§18.3, §20.14).
 //   The body is copied out, so nothing keeps the input buffer alive after the parse.
 // - Header values stay strings; structured values are parsed lazily by the callers with headers.ts. The parser
-//   itself checks only what every caller needs: the start line, the mandatory headers, CSeq and Content-Length.
+//   itself checks what every caller relies on: the start line, the mandatory headers, CSeq, Content-Length,
+//   Max-Forwards, and that every Via, From, To and Contact parses. Values are slices of the decoded header
+//   section: keep one for long (a subscription's Call-ID, tags, URIs) through detachString() from headers.ts.
 // - Header names are lower-cased and compact forms mapped to full names (§7.3.3, RFC 6665 §8.4 for o/u).
 // - Folded lines (a line starting with SP/HTAB) are joined with one SP (§7.3.1).
 // - Via, Contact, Route and Record-Route are split on top-level commas; every other header keeps one value per
