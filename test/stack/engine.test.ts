@@ -132,6 +132,19 @@ describe('embedded engine: server transactions over UDP', () => {
     await until(() => e.seen.length === 3);
   });
 
+  it('the same branch and sent-by from another flow is a new request, answered on its own flow', async () => {
+    const { e, peer, port } = await setup();
+    const other = await UdpPeer.open();
+    cleanups.push(() => other.close());
+    const via = 'SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKshared1';
+    peer.send(requestText(via, { callId: 'shared@t' }), port);
+    await peer.next((m) => m.status === 200);
+    other.send(requestText(via, { callId: 'shared@t' }), port);
+    await other.next((m) => m.status === 200);
+    expect(e.seen).toHaveLength(2);
+    expect(peer.received).toHaveLength(1);
+  });
+
   it('falls back to RFC 2543 matching when the branch has no magic cookie', async () => {
     const { e, peer, port } = await setup();
     const old = `SIP/2.0/UDP 127.0.0.1:${peer.port};branch=oldstyle1`;
@@ -364,6 +377,23 @@ describe('embedded engine: NOTIFY over UDP (client transactions)', () => {
     const n = await peer.next((m) => m.method === 'NOTIFY');
     peer.send(okFor(n, 481, 'Call/Transaction Does Not Exist'), e.addr('udp').port);
     expect((await p).status).toBe(481);
+  });
+
+  it('strips URI headers from the Request-URI (§19.1.1) and refuses one nobody could parse', async () => {
+    const { asRequestUri } = await import('../../src/sip/stack/engine.js');
+    expect(asRequestUri('sip:16@127.0.0.1:51980?;transport=tcp')).toBe('sip:16@127.0.0.1:51980');
+    expect(asRequestUri('sip:a?b@example.test;lr?Subject=x')).toBe('sip:a?b@example.test;lr');
+    expect(asRequestUri('sip:w@127.0.0.1:5070;transport=udp')).toBe('sip:w@127.0.0.1:5070;transport=udp');
+    expect(asRequestUri('tel:+1-201-555-0123')).toBe('tel:+1-201-555-0123');
+    for (const bad of ['', 'nocolon', 'sip:a b@host', 'sip:<x>@host', ':x', 'sip:w@host\r\nX: y']) expect(asRequestUri(bad)).toBeUndefined();
+    const { e, peer } = await setup();
+    const p = e.engine.sendRequest(notifySpec({ requestUri: 'sip:w@127.0.0.1:1?Subject=hi', flowRemote: { address: '127.0.0.1', port: peer.port } }));
+    const n = await peer.next((m) => m.method === 'NOTIFY');
+    expect(n.startLine).toBe('NOTIFY sip:w@127.0.0.1:1 SIP/2.0');
+    peer.send(okFor(n), e.addr('udp').port);
+    expect((await p).status).toBe(200);
+    expect(await e.engine.sendRequest(notifySpec({ requestUri: 'sip:w@bad host', flowRemote: { address: '127.0.0.1', port: peer.port } })))
+      .toMatchObject({ status: 503, local: 'transport-error' });
   });
 
   it('a .invalid target with no flowRemote cannot be reached: 408 no-flow', async () => {

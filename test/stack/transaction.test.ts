@@ -32,6 +32,11 @@ describe('server transaction matching (§17.2.3)', () => {
     // Params other than branch, and the Call-ID, do not matter for an RFC 3261 branch.
     expect(serverTransactionKey(req({ via: 'SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bKabc123', 'call-id': 'other' }))).toBe(k);
     expect(serverTransactionKey(req({}, 'ACK'))).toBe(serverTransactionKey(req({}, 'INVITE')));
+    // The same branch and sent-by on another flow is another request.
+    expect(serverTransactionKey(req(), 'udp|a')).toBe(serverTransactionKey(req(), 'udp|a'));
+    expect(serverTransactionKey(req(), 'udp|a')).not.toBe(serverTransactionKey(req(), 'tcp|b'));
+    expect(serverTransactionKey(req({ via: 'SIP/2.0/UDP 10.0.0.1:5060;branch=1234' }), 'udp|a'))
+      .not.toBe(serverTransactionKey(req({ via: 'SIP/2.0/UDP 10.0.0.1:5060;branch=1234' }), 'udp|b'));
   });
 
   it('falls back to RFC 2543 matching without the magic cookie', () => {

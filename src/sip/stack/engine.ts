@@ -93,6 +93,25 @@ function aorOf(value: string | undefined): string | undefined {
   return m ? `${m[1]}@${m[2]}`.toLowerCase() : undefined;
 }
 
+/**
+ * A URI as a Request-URI: the headers component is not allowed there (RFC 3261 §19.1.1 table, §12.2.1.1 "stripping
+ * any parameters that are not allowed in a Request-URI"). The user part may hold '?', so only look after the '@'.
+ * Undefined when what is left is not a URI our own parser would take (whitespace, <>", no scheme).
+ */
+export function asRequestUri(uri: string): string | undefined {
+  const colon = uri.indexOf(':');
+  if (colon <= 0) return undefined;
+  let out = uri;
+  const scheme = uri.slice(0, colon).toLowerCase();
+  if (scheme === 'sip' || scheme === 'sips') {
+    const at = uri.indexOf('@', colon);
+    const q = uri.indexOf('?', at === -1 ? colon : at);
+    if (q !== -1) out = uri.slice(0, q);
+  }
+  if (/[\s<>"\x00-\x1f\x7f]/.test(out) || !/^[a-z][a-z0-9+.-]*:./i.test(out) || parseUri(out) === null) return undefined;
+  return out;
+}
+
 function toBuffer(b: Buffer | string | undefined): Buffer {
   if (b === undefined) return Buffer.alloc(0);
   return typeof b === 'string' ? Buffer.from(b, 'utf8') : b;
@@ -414,7 +433,7 @@ class EmbeddedEngine implements SipEngine {
 
   private receiveRequest(req: SipRequest, flow: Flow, sendOnFlow: (data: Buffer) => boolean): void {
     // The key comes from the Via as the client sent it, before received/rport are added.
-    const key = serverTransactionKey(req);
+    const key = serverTransactionKey(req, flow.id);
     if (key === undefined) {
       this.metrics.sipDropped.inc({ reason: 'malformed' });
       return;
@@ -573,6 +592,13 @@ class EmbeddedEngine implements SipEngine {
     }
     // §8.1.2: the next hop is the first Route when there is one, else the Request-URI.
     const nextHop = firstUri ?? spec.requestUri;
+    const wireUri = asRequestUri(requestUri);
+    if (wireUri === undefined) {
+      // A remote target nobody could parse (taken from a hostile Contact): fail like a transport that cannot carry it.
+      this.logger.debug({ method: spec.method }, 'SIP request not sent: unusable Request-URI');
+      return { status: 503, reason: 'Unusable Request-URI', local: 'transport-error' };
+    }
+    requestUri = wireUri;
 
     let target: Target;
     try {

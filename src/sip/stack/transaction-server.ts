@@ -16,8 +16,13 @@ export const MAGIC_COOKIE = 'z9hG4bK';
  * The transaction key of a request (§17.2.3): top Via branch + sent-by + method (ACK matches the INVITE it
  * acknowledges). For an RFC 2543 branch (no magic cookie) the fallback uses Request-URI, From tag, To tag, Call-ID,
  * CSeq and the whole top Via. Undefined when there is no usable top Via.
+ *
+ * `flowId` narrows the match to the flow the request came on. A client transaction is bound to one transport
+ * and destination (§17.1), so its retransmissions arrive on the same flow; a copy of the branch and sent-by on
+ * another flow (a confused client, or someone replaying a neighbour's Via) is a new request, not a retransmission
+ * to be swallowed or answered over the first client's flow.
  */
-export function serverTransactionKey(req: SipRequest): string | undefined {
+export function serverTransactionKey(req: SipRequest, flowId = ''): string | undefined {
   const top = header(req, 'via');
   if (top === undefined) return undefined;
   const via = parseVia(top);
@@ -26,13 +31,13 @@ export function serverTransactionKey(req: SipRequest): string | undefined {
   const branch = via.branch;
   if (branch !== undefined && branch.startsWith(MAGIC_COOKIE) && branch.length > MAGIC_COOKIE.length) {
     const sentBy = `${via.host.toLowerCase()}:${via.port ?? ''}`;
-    return `3261\u0000${branch}\u0000${sentBy}\u0000${method}`;
+    return `3261\u0000${branch}\u0000${sentBy}\u0000${method}\u0000${flowId}`;
   }
   const from = header(req, 'from');
   const to = header(req, 'to');
   return [
     '2543', req.uri, from === undefined ? '' : tagOf(from) ?? '', to === undefined ? '' : tagOf(to) ?? '',
-    header(req, 'call-id') ?? '', header(req, 'cseq') ?? '', top,
+    header(req, 'call-id') ?? '', header(req, 'cseq') ?? '', top, flowId,
   ].join('\u0000');
 }
 
