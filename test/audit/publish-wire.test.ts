@@ -143,6 +143,19 @@ describe('composition of publications', () => {
     expect(last.body).toContain(`entity="sip:${user}@example.test"`);
   });
 
+  it('nothing invented: a published dialog without call-id or tags is passed on without them', async () => {
+    const p = await udp();
+    const user = uniqueUser();
+    const w = await watch(p, user);
+    const body = `<?xml version="1.0"?><dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="3" state="full" entity="sip:${user}@example.test">`
+      + '<dialog id="d1" direction="recipient"><state>confirmed</state></dialog></dialog-info>';
+    expect((await p.request(publishText(p, { user, body }))).status).toBe(200);
+    const n = await p.waitFor((m) => isNotify(w.callId)(m) && m.body.includes('<state>confirmed</state>'), 5000, 0);
+    expect(n.body).not.toMatch(/call-id=|local-tag=|remote-tag=/);
+    // The publisher's own version is not ours: the watcher's counter goes on from its last NOTIFY.
+    expect(versionOf(n)).toBe(versionOf(w.first) + 1);
+  });
+
   it('every watcher of the extension is notified: UDP and TCP, several dialogs each', async () => {
     const user = uniqueUser();
     const u = await udp();
