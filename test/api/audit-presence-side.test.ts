@@ -1,6 +1,5 @@
-// Audit of issue 3 findings that sit on the presence side (src/presence), not in the API, reported to the
-// integrator. Marked it.fails as the other audits do: it passes while the defect is there and turns red once
-// presence fixes it; then drop the `.fails`. See the comment on each test for the precise defect.
+// Audit of issue 3 findings that sit on the presence side (src/presence, src/sip/notify.ts, src/store), not in
+// the API: the API's `notify` fields are only as right as the SubscriptionView presence hands it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { RawPeer, randomTag, subscribeText, type RawMessage } from '../helpers/raw-sip.js';
@@ -35,13 +34,11 @@ afterAll(async () => {
 });
 
 describe('presence side: SubscriptionView.lastNotify', () => {
-  // BUG (it.fails): src/presence/presence.ts view(), fed by recordNotify/recordNotifyReply): lastNotify.sequence and .body
-  // are recorded when a NOTIFY *leaves*, lastNotify.reply when one is *answered*. With NOTIFY n answered and
-  // NOTIFY n+1 in flight, the view mixes them: body and CSeq of n+1 with the 200 of n. Kazoo's notify{} (4.0
-  // omnipresence notify_update) is written from the reply report, so all three describe one answered NOTIFY. The
-  // API cannot untangle this from the view; presence should keep the answered NOTIFY's CSeq and body apart from
-  // the ones in flight (or the view should expose both).
-  it.fails('describes one answered NOTIFY while the next one is in flight', async () => {
+  // Kazoo's notify{} (4.0 omnipresence notify_update) is written from the reply report, so body, reply and
+  // sequence all describe one answered NOTIFY. Found broken in the audit (CSeq and body were recorded when a
+  // NOTIFY left, the reply when one was answered, so with NOTIFY n answered and n+1 in flight the view showed
+  // n+1's body and CSeq with n's 200); presence now records all three at the answer.
+  it('describes one answered NOTIFY while the next one is in flight', async () => {
     const callId = `side-${randomTag()}`;
     const ok = await watcher.request(subscribeText(watcher, { user: '1801', domain: REALM, watcher: '2001', expires: 600, callId }));
     expect(ok.status).toBe(200);
