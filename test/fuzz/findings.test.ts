@@ -68,4 +68,22 @@ describe('fuzz findings', () => {
       expect(res.text.includes('\rX-Injected'), 'the lone CR is not echoed').toBe(false);
     }
   });
+
+  // Found by seed 7: a NUL inside a quoted display name or a From tag passed the name-addr check; the From value
+  // became the subscription's remote URI in the database and the To header of every NOTIFY, NUL and all (RFC 3261
+  // §25.1: neither qdtext nor token holds a control character). A C-string stack reads "Bro" and loses the tag.
+  it('a SUBSCRIBE whose From or To holds a control character is refused with 400 and stores nothing', async () => {
+    const cases: Array<{ display?: string; fromTag?: string; extraTo?: string }> = [
+      { display: 'Bro\u0000ser' }, { fromTag: 'ab\u0000cd' }, { display: 'Bell\u0007' }, { display: 'Esc\u001b[31m' },
+    ];
+    for (const c of cases) {
+      const callId = `ctl-${randomTag()}`;
+      const res = await peer.request(subscribe(peer, { user: '203', domain: 'example.test', watcher: '100', callId, fromDisplay: c.display, fromTag: c.fromTag }));
+      expect(res.status, JSON.stringify(c)).toBe(400);
+      expect(ts.server.db.prepare('SELECT id FROM subscriptions WHERE call_id = ?').all(callId)).toEqual([]);
+    }
+    // UTF-8 display names and a tab are fine.
+    const ok = await peer.request(subscribe(peer, { user: '203', domain: 'example.test', watcher: '100', fromDisplay: 'Zoë\tRéception' }));
+    expect(ok.status).toBe(200);
+  });
 });

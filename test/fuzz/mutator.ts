@@ -373,7 +373,9 @@ export function mutateOnce(r: Rand, buf: Buffer): { buf: Buffer; op: MutationNam
     case 'many-headers':
       return { buf: lineOp((lines, rest) => {
         const count = pick(r, [60, 99, 100, 101, 500, 3000]);
-        const kind = pick(r, ['X-H-{k}: {k}', 'Route: <sip:10.{k}.0.1;lr>', 'Via: SIP/2.0/UDP 10.0.0.{k};branch=z9hG4bK{k}', 'Supported: x{k}', 'P-{k}:']);
+        // Branches get a per-case suffix: a Via above ours must not make two cases one transaction (RFC 3261 §17.2.3).
+        const salt = int(r, 1 << 30).toString(36);
+        const kind = pick(r, ['X-H-{k}: {k}', 'Route: <sip:10.{k}.0.1;lr>', `Via: SIP/2.0/UDP 10.0.0.{k};branch=z9hG4bK${salt}x{k}`, 'Supported: x{k}', 'P-{k}:']);
         lines.splice(headerIndex(lines), 0, ...Array.from({ length: count }, (_, k) => kind.replaceAll('{k}', String(k % 250))));
         return { lines, rest };
       }), op };

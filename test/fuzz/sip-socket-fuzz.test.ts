@@ -24,6 +24,7 @@ import { LoopPeer, authenticated, authorization, parseChallenges, seed, subscrib
 import { createLogger } from '../../src/log.js';
 import { parseMessage, canAnswer, type ParseLimits } from '../../src/sip/stack/parser.js';
 import { StreamFramer } from '../../src/sip/stack/framer.js';
+import { serverTransactionKey } from '../../src/sip/stack/transaction-server.js';
 import { header, type SipRequest } from '../../src/sip/stack/message.js';
 import { isValidNameAddr, isValidUri, tagOf } from '../../src/sip/stack/headers.js';
 import { installOutboundGuard, type OutboundGuard } from './guard.js';
@@ -73,6 +74,8 @@ class FuzzRun {
   readonly statuses = new Map<number, number>();
   readonly expected = new Map<string, { c: Case; answered: boolean; parsed: boolean; lostWithConnection?: boolean }>();
   readonly recent: Case[] = [];
+  /** Server transaction keys of the requests sent (cleared per transport: different flows, different sent-by). */
+  readonly transactions = new Set<string>();
   readonly stats = { sent: 0, notSent: 0, notifies: 0, answers: 0, reconnects: 0, resent: 0, healthChecks: 0, maxHealthMs: 0, maxRssGrowthMb: 0 };
   readonly logLines: Array<{ level: number; msg: string }> = [];
   rssBase = 0;
@@ -175,6 +178,16 @@ class FuzzRun {
     if (r.ok) req = r.message.kind === 'request' ? r.message : undefined;
     else if (r.request && canAnswer(r.request)) req = r.request;
     if (!req || req.method === 'ACK') return undefined;
+    // A request that matches an earlier case's server transaction is a retransmission to the server (RFC 3261
+    // §17.2.3): it gets the earlier answer, under the earlier Call-ID, or nothing. Only requests that parsed make
+    // transactions; a 400 to a malformed one is sent once and kept nowhere.
+    if (r.ok) {
+      const txKey = serverTransactionKey(req);
+      if (txKey !== undefined) {
+        if (this.transactions.has(txKey)) return undefined;
+        this.transactions.add(txKey);
+      }
+    }
     const key = `${norm(header(req, 'call-id'))}|${norm(header(req, 'cseq'))}`;
     // Two cases whose mutations left the same Call-ID and CSeq cannot be told apart: keep the first.
     if (!this.expected.has(key)) this.expected.set(key, { c: { ...c, buf: bytes }, answered: false, parsed: r.ok });
@@ -209,7 +222,12 @@ class FuzzRun {
         const reason = startLine.slice(12);
         if (!rfc5xx(status, reason, raw.get('retry-after') !== undefined)) this.fail(`server answered ${startLine}`, origin?.c ?? this.recent[this.recent.length - 1]);
       }
-      if (origin) origin.answered = true;
+      if (origin) {
+        origin.answered = true;
+        // The bytes are only needed to resend what got no answer; answered cases are dropped at once so the
+        // test's own memory does not count against the server's RSS budget.
+        this.expected.delete(key);
+      }
       return;
     }
     // A request from the server: a NOTIFY for a subscription some case made.
@@ -261,6 +279,7 @@ class FuzzRun {
       if (!e.answered) this.fail('an answerable request got no answer, even when resent alone', e.c);
     }
     this.expected.clear();
+    this.transactions.clear();
   }
 
   /** Server-side signs of trouble that no answer shows: error log lines, TU time-outs, internal drops. */
