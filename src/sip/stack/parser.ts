@@ -159,16 +159,27 @@ function skipLeadingCrlf(buf: Buffer): number {
  * End of the header section: returns [index of the blank line's start, index of the body start], or null.
  * CRLF CRLF is the rule; LF LF is accepted for robustness.
  */
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+const LFLF = Buffer.from('\n\n', 'latin1');
+
+/**
+ * End of the header section from `from` on: [start of the blank line, start of the body], or null. A bare-LF
+ * blank line ("\n\n", or "\r\n\n") counts only before the first CRLF CRLF: a body may contain "\n\n". The search
+ * for it stops at the CRLF CRLF, so a stream buffer holding many messages is not rescanned to its end.
+ */
 export function findHeaderEnd(buf: Buffer, from: number): [number, number] | null {
-  const crlf = buf.indexOf('\r\n\r\n', from, 'latin1');
-  // Only look for a bare-LF blank line before the CRLF one (or when there is none): a body may contain "\n\n".
-  const lfLimit = crlf === -1 ? buf.length : crlf;
-  const lf = lfLimit - from > 1 ? buf.subarray(from, lfLimit).indexOf('\n\n', 0, 'latin1') : -1;
-  if (lf !== -1) {
-    const at = from + lf;
-    // "\r\n\n" also counts as a blank line
-    return [at, at + 2];
-  }
+  const crlf = buf.indexOf(CRLFCRLF, from);
+  const lf = (crlf === -1 ? buf : buf.subarray(0, crlf)).indexOf(LFLF, from);
+  if (lf !== -1) return [lf, lf + 2];
+  if (crlf !== -1) return [crlf, crlf + 4];
+  return null;
+}
+
+/** findHeaderEnd for one datagram (bounded by the size limit): the bare-LF search may run past the CRLF CRLF. */
+function findHeaderEndInMessage(buf: Buffer, from: number): [number, number] | null {
+  const crlf = buf.indexOf(CRLFCRLF, from);
+  const lf = buf.indexOf(LFLF, from);
+  if (lf !== -1 && (crlf === -1 || lf < crlf)) return [lf, lf + 2];
   if (crlf !== -1) return [crlf, crlf + 4];
   return null;
 }
@@ -207,15 +218,16 @@ function isRequestUri(s: string): boolean {
 /** Append a header value, splitting list headers on top-level commas. */
 function addHeader(headers: HeaderMap, name: string, value: string): void {
   let list = headers.get(name);
+  if (value.indexOf(',') === -1 || !MULTI_VALUE.has(name)) {
+    if (list === undefined) headers.set(name, [value]);
+    else list.push(value);
+    return;
+  }
   if (list === undefined) {
     list = [];
     headers.set(name, list);
   }
-  if (value.indexOf(',') !== -1 && MULTI_VALUE.has(name)) {
-    for (const v of splitTopLevelCommas(value)) list.push(v);
-  } else {
-    list.push(value);
-  }
+  for (const v of splitTopLevelCommas(value)) list.push(v);
 }
 
 /** Strip SP/HTAB (SIP LWS) and stray CRs at both ends. Not String.prototype.trim: that also eats U+FEFF and other Unicode
@@ -248,7 +260,7 @@ function parseUnsafe(buf: Buffer, limits: ParseLimits): ParseResult {
   // Look for the header end only within the size limit, so an oversize message costs bounded work.
   const scanEnd = Math.min(buf.length, limits.maxMessageSize + start);
   const window = scanEnd === buf.length ? buf : buf.subarray(0, scanEnd);
-  const end = findHeaderEnd(window, start);
+  const end = findHeaderEndInMessage(window, start);
   const tooLarge = buf.length - start > limits.maxMessageSize;
   let headEnd: number;
   let bodyStart: number;
