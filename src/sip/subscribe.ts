@@ -27,8 +27,10 @@ export async function handleSubscribe(ctx: FaceContext, tx: ServerTransaction): 
   const cseq = parseCSeq(header(req, 'cseq') ?? '');
   const from = fromValue ? parseNameAddr(fromValue) : null;
   const to = toValue ? parseNameAddr(toValue) : null;
-  // RFC 3261 §25.1: a Call-ID is word ["@" word], no whitespace or controls; it is stored and sent in every NOTIFY.
-  if (!from || !to || !callId || !cseq || !fromValue || !toValue || /[\x00-\x20\x7f]/.test(callId)) {
+  // RFC 3261 §25.1: a Call-ID is word ["@" word], no whitespace or controls, and no control but HTAB is qdtext or
+  // token in From/To; all three are stored and sent in every NOTIFY.
+  if (!from || !to || !callId || !cseq || !fromValue || !toValue || /[\x00-\x20\x7f]/.test(callId)
+    || /[\x00-\x08\x0a-\x1f\x7f]/.test(fromValue) || /[\x00-\x08\x0a-\x1f\x7f]/.test(toValue)) {
     tx.respond({ status: 400, reason: 'Malformed From, To, Call-ID or CSeq' });
     return;
   }
