@@ -35,8 +35,8 @@ export function watcherAor(watcher: string): string {
 
 /**
  * The last answered NOTIFY as Kazoo 4.0 shows it (omnipresence notify_update, written when Kamailio reports the
- * reply): body, response code and CSeq, or "undefined", 0, 0 until a NOTIFY has been answered. Presence records
- * the CSeq when the NOTIFY leaves, so a sent but unanswered first NOTIFY must not show its CSeq here.
+ * reply): body, response code and CSeq, or "undefined", 0, 0 until a NOTIFY has been answered, whatever presence
+ * recorded when a NOTIFY left (a sent but unanswered first NOTIFY shows no CSeq).
  */
 export function notifyOf(v: SubscriptionView): { body: string; reply: number; sequence: number } {
   if (v.lastNotify.reply === 0) return { body: 'undefined', reply: 0, sequence: 0 };
