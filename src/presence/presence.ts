@@ -205,17 +205,21 @@ export class Presence implements PresenceService {
     return this.subStore.remove(s.id);
   }
 
-  /** The caller has advanced localCseq and notifyVersion; commit them (and the body) before the NOTIFY leaves. */
-  recordNotify(s: Subscription, body: Buffer): Promise<void> {
-    s.lastNotifyCseq = s.localCseq;
+  /** The caller has advanced localCseq and notifyVersion; commit them before the NOTIFY leaves. */
+  recordNotify(s: Subscription): Promise<void> {
     // A subscription already removed (final NOTIFY) has no row to update; that is fine.
-    return this.subStore.notifySent(s, body.toString('utf8'));
+    return this.subStore.notifySent(s);
   }
 
-  recordNotifyReply(s: Subscription, status: number): void {
+  /**
+   * A NOTIFY was answered (or failed): the CSeq, answer and body shown by the API all describe that one NOTIFY,
+   * even while a newer one is in flight.
+   */
+  recordNotifyReply(s: Subscription, cseq: number, status: number, body: Buffer): void {
+    s.lastNotifyCseq = cseq;
     s.lastNotifyReply = status;
     if (this.subs.get(s.id) !== s) return;
-    this.subStore.notifyReply(s.id, status).catch((err) => this.writeFailed(err));
+    this.subStore.notifyReply(s.id, cseq, status, body.toString('utf8')).catch((err) => this.writeFailed(err));
   }
 
   expiredSubscriptions(now = this.now()): Subscription[] {

@@ -150,7 +150,8 @@ export class Notifier {
       ],
       body,
     };
-    const persisted = rt.transient ? Promise.resolve() : presence.recordNotify(sub, body);
+    const persisted = rt.transient ? Promise.resolve() : presence.recordNotify(sub);
+    const cseq = sub.localCseq;
     // The final NOTIFY ends the subscription: gone from memory and disk as it leaves (RFC 6665 §4.2.2).
     const removed = final && !rt.transient ? presence.removeSubscription(sub, final === 'timeout' ? 'timeout' : final) : undefined;
     let handed = false;
@@ -174,7 +175,7 @@ export class Notifier {
           rt.inFlight = false;
           return;
         }
-        this.settled(sub, rt, outcome);
+        this.settled(sub, rt, outcome, cseq, body);
       },
       (err: unknown) => {
         handOver();
@@ -189,12 +190,11 @@ export class Notifier {
     void removed?.catch(() => undefined);
   }
 
-  private settled(sub: Subscription, rt: Runtime, outcome: RequestOutcome): void {
+  private settled(sub: Subscription, rt: Runtime, outcome: RequestOutcome, cseq: number, body: Buffer): void {
     rt.inFlight = false;
     const { presence, logger, metrics, config } = this.o;
     const status = outcome.status;
-    if (!rt.transient) presence.recordNotifyReply(sub, status);
-    else sub.lastNotifyReply = status;
+    if (!rt.transient) presence.recordNotifyReply(sub, cseq, status, body);
     const live = this.live(sub, rt);
     if (status >= 200 && status < 300) {
       rt.failures = 0;

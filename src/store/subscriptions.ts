@@ -113,9 +113,9 @@ export class SubscriptionStore {
       @last_notify_cseq, @last_notify_reply, @user_agent)`);
     this.refreshStmt = db.prepare(`UPDATE subscriptions SET expires = ?, expires_at = ?, remote_cseq = ?,
       remote_target = ?, transport = ?, flow_id = ?, source_address = ?, source_port = ?, updated_at = ? WHERE id = ?`);
-    this.notifyStmt = db.prepare(`UPDATE subscriptions SET local_cseq = ?, notify_version = ?, last_notify_cseq = ?,
-      last_notify_body = ? WHERE id = ?`);
-    this.replyStmt = db.prepare('UPDATE subscriptions SET last_notify_reply = ? WHERE id = ?');
+    this.notifyStmt = db.prepare('UPDATE subscriptions SET local_cseq = ?, notify_version = ? WHERE id = ?');
+    this.replyStmt = db.prepare(`UPDATE subscriptions SET last_notify_cseq = ?, last_notify_reply = ?, last_notify_body = ?
+      WHERE id = ?`);
     this.deleteStmt = db.prepare('DELETE FROM subscriptions WHERE id = ?');
     this.allStmt = db.prepare(`SELECT ${COLUMNS}, rowid FROM subscriptions WHERE rowid > ? ORDER BY rowid LIMIT ${LOAD_CHUNK}`).raw();
     this.bodyStmt = db.prepare('SELECT last_notify_body AS body FROM subscriptions WHERE id = ?').pluck();
@@ -146,13 +146,14 @@ export class SubscriptionStore {
   }
 
   /** Written before a NOTIFY leaves, so a restart never reuses a CSeq or a version (RFC 3261 §12.2.1.1). */
-  notifySent(s: SubscriptionRecord, body: string): Promise<void> {
-    const args = [s.localCseq, s.notifyVersion, s.lastNotifyCseq, body, s.id] as const;
+  notifySent(s: SubscriptionRecord): Promise<void> {
+    const args = [s.localCseq, s.notifyVersion, s.id] as const;
     return this.commit.write(() => { this.notifyStmt.run(...args); });
   }
 
-  notifyReply(id: string, status: number): Promise<void> {
-    return this.commit.write(() => { this.replyStmt.run(status, id); });
+  /** The last ANSWERED NOTIFY: its CSeq, the answer and its body, together (Kazoo's notify{} reports one NOTIFY). */
+  notifyReply(id: string, cseq: number, status: number, body: string): Promise<void> {
+    return this.commit.write(() => { this.replyStmt.run(cseq, status, body, id); });
   }
 
   remove(id: string): Promise<void> {

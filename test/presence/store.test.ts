@@ -35,9 +35,10 @@ describe('SubscriptionStore', () => {
     const s = new SubscriptionStore(a.db, a.commit);
     const rec = sub('s1');
     await s.insert(rec);
-    rec.localCseq = 5; rec.notifyVersion = 4; rec.lastNotifyCseq = 5;
-    await s.notifySent(rec, '<dialog-info version="4"/>');
-    await s.notifyReply('s1', 200);
+    rec.localCseq = 5; rec.notifyVersion = 4;
+    await s.notifySent(rec);
+    await s.notifyReply('s1', 5, 200, '<dialog-info version="4"/>');
+    rec.lastNotifyCseq = 5;
     const b = open(tmp.file);
     const loaded = new SubscriptionStore(b.db, b.commit).loadAll();
     expect(loaded).toHaveLength(1);

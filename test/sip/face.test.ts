@@ -634,6 +634,23 @@ describe('PresenceService for the API', () => {
     expect(h2.db.prepare('SELECT count(*) FROM manual_states').pluck().get()).toBe(0);
   });
 
+  it('lastNotify describes the last answered NOTIFY (CSeq, answer and body together) while the next is in flight', async () => {
+    const h = await setup();
+    const s = await subscribed(h);
+    await tick();
+    h.engine.answer = () => null;
+    await publish(h, { state: 'early' });
+    const held = await h.engine.waitSent(2);
+    await tick();
+    const [v] = h.presence.listSubscriptions('example.com');
+    expect(v!.lastNotify).toEqual({ body: s.first.body, reply: 200, sequence: 1 });
+    expect(v!.version).toBe(1);
+    held.resolve({ status: 486, reason: 'Busy Here' });
+    await tick();
+    const [w] = h.presence.listSubscriptions('example.com');
+    expect(w!.lastNotify).toEqual({ body: held.body, reply: 486, sequence: 2 });
+  });
+
   it('listSubscriptions filters by domain, event and user and shows the last NOTIFY', async () => {
     const h = await setup();
     await subscribed(h, { user: '201' });
