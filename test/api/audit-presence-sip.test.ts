@@ -198,6 +198,30 @@ describe('reset', () => {
   });
 });
 
+describe('set', () => {
+  it('reaches presence (PIDF) watchers as well as dialog watchers, and never MWI watchers', async () => {
+    const w = await peer();
+    const ids = { dialog: `s-d-${randomTag()}`, presence: `s-p-${randomTag()}`, 'message-summary': `s-m-${randomTag()}` };
+    for (const [event, callId] of Object.entries(ids)) {
+      await subscribe(w, { user: '1350', domain: ACME, event, callId });
+      await w.waitFor(notifyOn(callId), 5000, 0);
+    }
+    const mark = w.received.length;
+    expect((await api('POST', `/v2/accounts/${acme.id}/presence/1350`, { action: 'set', state: 'confirmed' })).status).toBe(200);
+    expect(dialogState(await w.waitFor(notifyOn(ids.dialog), 5000, mark))).toBe('confirmed');
+    const pidf = await w.waitFor(notifyOn(ids.presence), 5000, mark);
+    expect(pidf.body).toContain('<basic>open</basic>');
+    expect(pidf.body).toMatch(/on-the-phone/);
+    // Barrier: a reset NOTIFYs MWI watchers; the first MWI NOTIFY after the set must be that one, not one from the set.
+    const resetMark = w.received.length;
+    await api('POST', `/v2/accounts/${acme.id}/presence/1350`, { action: 'reset' });
+    await w.waitFor(notifyOn(ids['message-summary']), 5000, resetMark);
+    const mwi = w.received.slice(mark).filter(notifyOn(ids['message-summary']));
+    expect(mwi.length).toBeGreaterThan(0);
+    expect(w.received.indexOf(mwi[0]!)).toBeGreaterThanOrEqual(resetMark);
+  });
+});
+
 describe('devices and users over real SIP', () => {
   it('a user without presence_id sets every owned device\'s id (presence_id, else sip.username, realm part dropped)', async () => {
     const w = await peer();
