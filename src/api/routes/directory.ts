@@ -68,7 +68,7 @@ function registerCollection<R extends { id: string; accountId: string; doc: Json
     return directoryCall(() => (existing ? c.update(existing.accountId, existing.id, doc, password) : c.create(ctx.state.account!.id, doc, password)));
   };
 
-  t.add({ method: 'get', path: list, summary: `List ${c.thing}s (paginated: page_size, start_key)${note}`, tag: c.tag, auth: true }, ...scoped, async (x) => {
+  t.add({ method: 'get', path: list, summary: `List ${c.thing}s (paginated: page_size, start_key; paginate=false for every row)${note}`, tag: c.tag, auth: true }, ...scoped, async (x) => {
     const ctx = x as ApiContext;
     const p = paging(ctx, deps, isStartKey);
     const page = c.list(ctx.state.account!.id, p);
