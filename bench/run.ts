@@ -57,6 +57,12 @@ async function main(): Promise<number> {
   const deadline = new Deadline(Date.now() + deadlineMin * 60_000);
   const rates = list(o.rates).map(Number).filter((n) => n > 0).sort((a, b) => a - b);
   const only = new Set(list(o.only));
+  // Later figures keep their share of the deadline: rate steps stop early enough for fan-out and scale to run.
+  const totalMs = deadlineMin * 60_000;
+  const scaleReserve = only.has('scale') ? Math.min(0.2 * totalMs, (o.quick ? 4 : 7) * 60_000) : 0;
+  const fanoutReserve = only.has('fanout') ? Math.min(0.2 * totalMs, (o.quick ? 3 : 8) * 60_000) : 0;
+  const fanoutDeadline = new Deadline(deadline.at - scaleReserve);
+  const rateDeadline = new Deadline(deadline.at - scaleReserve - fanoutReserve);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const outDir = resolve(o.out ?? join(ROOT, 'bench-results', stamp));
   mkdirSync(outDir, { recursive: true });
@@ -131,10 +137,10 @@ async function main(): Promise<number> {
             const series: KneeResult[] = [];
             let startIndex = Math.max(0, rates.findIndex((r) => r >= Number(o.startRate)));
             for (let run = 1; run <= runs; run++) {
-              if (!deadline.allows(stepS + 25)) { log('  deadline reached, rate steps stop here'); break; }
+              if (!rateDeadline.allows(stepS + 25)) { log('  deadline for rate steps reached, they stop here'); break; }
               log(`rate: ${kind} ${scenario} ${transport} run ${run}/${runs}`);
               const k = await kneeSearch(starter(kind), {
-                scenario: `${scenario}.xml`, transport, durationS: stepS, rates, startIndex, deadline, log,
+                scenario: `${scenario}.xml`, transport, durationS: stepS, rates, startIndex, deadline: rateDeadline, log,
                 dir: join(outDir, 'rate', kind, `${scenario}-${transport}`, `run${run}`),
               });
               series.push(k);
@@ -154,7 +160,7 @@ async function main(): Promise<number> {
         for (const kind of servers) {
           const rs: FanoutResult[] = [];
           for (let run = 1; run <= runs; run++) {
-            if (!deadline.allows(W / 500 + 40)) { log('  deadline reached, fan-out stops here'); break; }
+            if (!fanoutDeadline.allows(W / 500 + 40)) { log('  deadline for fan-out reached, it stops here'); break; }
             log(`fan-out: ${kind} W=${W} run ${run}/${runs}`);
             const r = await fanout(starter(kind), { watchers: W, subRate: Math.min(1000, Math.max(200, W / 4)), dir: join(outDir, 'fanout', kind, `W${W}`, `run${run}`) });
             log(`    ready ${r.ready}/${W}, notified ${r.notified} (${r.confirmed} confirmed), PUBLISH→200 ${r.publish200Ms?.toFixed(1)} ms, →first ${r.firstMs?.toFixed(1)}, →median ${r.medianMs?.toFixed(1)}, →last ${r.lastMs?.toFixed(1)} ms, server ${r.serverCpuS.toFixed(2)} CPU-s${r.note ? `; ${r.note}` : ''}`);
