@@ -88,6 +88,22 @@ describe('non-INVITE server transaction (§17.2.2)', () => {
     expect(table.get('k')).toBeUndefined();
   });
 
+  it('keeps completed transactions within a byte budget, forgetting the oldest first', () => {
+    const scheduler = new FakeScheduler();
+    const timers = createTimers({ scheduler });
+    const per = 1000 + 512; // response bytes + COMPLETED_TX_OVERHEAD_BYTES
+    const table = new ServerTransactionTable(3 * per);
+    const txs = [0, 1, 2, 3, 4].map((i) => table.create({ key: `k${i}`, reliable: false, timers, send: () => {} }));
+    for (const tx of txs) tx.sendResponse(Buffer.alloc(1000), 200);
+    expect(txs.map((t) => t.state)).toEqual(['terminated', 'terminated', 'completed', 'completed', 'completed']);
+    expect(table.get('k0')).toBeUndefined();
+    expect(table.get('k4')).toBe(txs[4]);
+    expect(table.completedSize).toBe(3 * per);
+    scheduler.advance(32_000);
+    expect(table.size).toBe(0);
+    expect(table.completedSize).toBe(0);
+  });
+
   it('terminates at once on TCP/WS (Timer J = 0)', () => {
     const { table, tx } = make(true);
     tx.sendResponse(Buffer.from('200'), 200);

@@ -57,6 +57,14 @@ function newBranch(): string {
   return 'z9hG4bK' + hex;
 }
 
+/**
+ * Bytes that completed UDP server transactions may hold while they wait out Timer J: room for 256 answers of the
+ * largest message we take (sip.maxMessageSize; 16 MiB by default), and at least 4 MiB.
+ */
+export function completedTransactionBudget(config: Config): number {
+  return Math.max(4 * 1024 * 1024, 256 * config.sip.maxMessageSize);
+}
+
 interface UdpTarget { kind: 'udp'; transport: UdpTransport; address: string; port: number }
 interface ConnTarget { kind: 'conn'; conn: FlowConnection }
 type Target = UdpTarget | ConnTarget | { kind: 'fail'; outcome: RequestOutcome };
@@ -150,7 +158,7 @@ class EmbeddedEngine implements SipEngine {
   private readonly timers: SipTimers;
   private readonly limits: ParseLimits;
   private readonly flows = new FlowTable();
-  private readonly serverTxs = new ServerTransactionTable();
+  private readonly serverTxs: ServerTransactionTable;
   private readonly clientTxs = new ClientTransactionTable();
   /** Client transactions waiting on a connection flow, failed when it closes (§17.1.4). */
   private readonly txByFlow = new Map<string, Set<NonInviteClientTransaction>>();
@@ -175,6 +183,7 @@ class EmbeddedEngine implements SipEngine {
     this.metrics = opts.metrics;
     this.timers = createTimers(opts.timers);
     this.limits = { maxMessageSize: opts.config.sip.maxMessageSize, maxHeaders: opts.config.sip.maxHeaders };
+    this.serverTxs = new ServerTransactionTable(completedTransactionBudget(opts.config));
     this.traceSet = new Set(opts.config.log.traceSip.map((s) => s.toLowerCase()));
   }
 

@@ -49,7 +49,12 @@ export interface ServerTxOptions {
   /** Write a serialized response to the flow the request came on. */
   send(data: Buffer): void;
   onTerminated(tx: NonInviteServerTransaction): void;
+  /** Entered Completed with a Timer J to wait out, holding `bytes` of last response. */
+  onCompleted?(tx: NonInviteServerTransaction, bytes: number): void;
 }
+
+/** What a completed transaction costs beyond its response bytes (objects, key, timer), for the byte budget. */
+export const COMPLETED_TX_OVERHEAD_BYTES = 512;
 
 export class NonInviteServerTransaction {
   state: ServerTxState = 'trying';
@@ -90,6 +95,7 @@ export class NonInviteServerTransaction {
     }
     this.timer = this.opts.timers.scheduler.setTimeout(() => this.terminate(), j);
     this.timer.unref?.();
+    this.opts.onCompleted?.(this, data.length + COMPLETED_TX_OVERHEAD_BYTES);
   }
 
   terminate(): void {
@@ -97,12 +103,24 @@ export class NonInviteServerTransaction {
     this.state = 'terminated';
     if (this.timer !== undefined) this.opts.timers.scheduler.clearTimeout(this.timer);
     this.timer = undefined;
+    this.lastResponse = undefined;
     this.opts.onTerminated(this);
   }
 }
 
+/**
+ * The server transactions by key. Completed UDP transactions (kept for Timer J only to answer late copies of the
+ * request) share a byte budget: past it the oldest are forgotten first. Those are the least likely to see another
+ * copy (a client stops retransmitting once our answer arrives), and forgetting one costs at worst a repeated
+ * request reaching the TU. Without the bound, one source sending large requests pins their answers for 32 s each.
+ */
 export class ServerTransactionTable {
   private readonly byKey = new Map<string, NonInviteServerTransaction>();
+  /** Completed transactions in the order they completed (= the order Timer J ends them), with their bytes. */
+  private readonly completed = new Map<NonInviteServerTransaction, number>();
+  private completedBytes = 0;
+
+  constructor(private readonly completedBudgetBytes = Number.POSITIVE_INFINITY) {}
 
   get(key: string): NonInviteServerTransaction | undefined {
     return this.byKey.get(key);
@@ -113,7 +131,19 @@ export class ServerTransactionTable {
       ...opts,
       onTerminated: (t) => {
         if (this.byKey.get(t.key) === t) this.byKey.delete(t.key);
+        const b = this.completed.get(t);
+        if (b !== undefined) {
+          this.completed.delete(t);
+          this.completedBytes -= b;
+        }
         opts.onTerminated?.(t);
+      },
+      onCompleted: (t, bytes) => {
+        this.completed.set(t, bytes);
+        this.completedBytes += bytes;
+        while (this.completedBytes > this.completedBudgetBytes && this.completed.size > 0) {
+          this.completed.keys().next().value!.terminate();
+        }
       },
     });
     this.byKey.set(opts.key, tx);
@@ -122,6 +152,11 @@ export class ServerTransactionTable {
 
   get size(): number {
     return this.byKey.size;
+  }
+
+  /** Bytes held by completed transactions (counted against the budget). */
+  get completedSize(): number {
+    return this.completedBytes;
   }
 
   clear(): void {
