@@ -107,20 +107,17 @@ export class Presence implements PresenceService {
     for (const m of this.pubStore.loadManual()) {
       if (m.event === 'dialog') this.manual.set(m.presentity, m.state as ManualDialogState);
     }
-    let expiredPubs = 0;
-    const expiredEtags: string[] = [];
+    const expiredPubs: Publication[] = [];
     const touched = new Set<string>();
     for (const p of this.pubStore.loadAll()) {
       if (p.expiresAt <= now) {
-        expiredPubs++;
-        expiredEtags.push(p.etag);
+        expiredPubs.push(p);
         touched.add(`${p.event}\n${p.presentity}`);
-        continue;
       }
+      // Expired ones too, for a moment: the state watchers last saw is composed from them (see below).
       this.pubs.add(p);
-      this.metrics.publications.inc({ event: p.event });
     }
-    if (expiredEtags.length > 0) void this.pubStore.remove(expiredEtags).catch((err) => this.writeFailed(err));
+    if (expiredPubs.length > 0) void this.pubStore.remove(expiredPubs.map((p) => p.etag)).catch((err) => this.writeFailed(err));
     const expired: Subscription[] = [];
     let loaded = 0;
     const gauge = new Map<string, number>();
@@ -135,18 +132,28 @@ export class Presence implements PresenceService {
       const [event, transport] = g.split('\n') as [string, string];
       this.metrics.subscriptions.inc({ event, transport }, n);
     }
-    // Compose what is known, silently: watchers already have these states from before the restart.
-    for (const p of this.pubs.all()) this.hub.recompute(p.presentity, p.event, 'restore', true);
+    // Compose what watchers saw before the restart, silently (expired publications still in): that state is the
+    // `previous` the next composition needs, so a call that ended while down is reported terminated under its own
+    // dialog id rather than dropped (RFC 4235 §4.3).
+    const composed = new Set<string>();
+    for (const p of this.pubs.all()) {
+      const k = `${p.event}\n${p.presentity}`;
+      if (composed.has(k)) continue;
+      composed.add(k);
+      this.hub.recompute(p.presentity, p.event, 'restore', true);
+    }
     for (const presentity of this.manual.keys()) {
       this.hub.recompute(presentity, 'dialog', 'restore', true);
       this.hub.recompute(presentity, 'presence', 'restore', true);
     }
+    for (const p of expiredPubs) this.pubs.remove(p);
+    for (const p of this.pubs.all()) this.metrics.publications.inc({ event: p.event });
     // A publication that ran out while down changed the state its watchers saw: tell them (RFC 3903 §6 step 7).
     for (const k of touched) {
       const [event, presentity] = k.split('\n') as [EventPackageName, string];
       this.hub.recompute(presentity, event, 'expire');
     }
-    return { subscriptions: loaded, publications: this.pubs.size, expiredSubscriptions: expired, expiredPublications: expiredPubs };
+    return { subscriptions: loaded, publications: this.pubs.size, expiredSubscriptions: expired, expiredPublications: expiredPubs.length };
   }
 
   // ---- subscriptions -----------------------------------------------------------------------------------------

@@ -37,7 +37,8 @@ export interface ExpiryPolicy { minExpires: number; maxExpires: number; defaultE
  */
 export function grantExpires(tx: ServerTransaction, policy: ExpiryPolicy): number | null {
   const raw = header(tx.request, 'expires');
-  if (raw === undefined) return policy.defaultExpires;
+  // The default obeys the maximum too: an operator may lower maxExpires below the shipped default.
+  if (raw === undefined) return Math.min(policy.defaultExpires, policy.maxExpires);
   const n = parseUInt(raw);
   if (n === null) {
     tx.respond({ status: 400, reason: 'Malformed Expires' });

@@ -132,6 +132,19 @@ describe('presence hub', () => {
     expect((await b.metrics.subscriptions.get()).values.find((v) => v.labels.event === 'dialog' && v.labels.transport === 'udp')?.value).toBe(2);
   });
 
+  it('a call whose publication ran out while down is reported ended under its own dialog id (RFC 4235 §4.3)', async () => {
+    const clock = { t: 1_000_000 };
+    const a = make(undefined, clock);
+    await a.p.publish({ presentity: '201@example.com', event: 'dialog', contentType: 'application/dialog-info+xml', body: body('early', 'call-7@pbx'), expires: 60 });
+    clock.t += 120_000;
+    const b = make(a.file, clock);
+    b.p.restore();
+    expect(b.changes.map((c) => c.cause)).toEqual(['expire']);
+    const xml = b.p.state('201@example.com', 'dialog').rendered.forVersion(0).toString();
+    expect(xml).toMatch(/<dialog id="call-7@pbx"[^>]*>\s*<state>terminated<\/state>/);
+    expect((await b.metrics.publications.get()).values.reduce((n, v) => n + v.value, 0)).toBe(0);
+  });
+
   it('normalizes presentities from the API', () => {
     expect(normalizePresentity('sip:Alice@Example.COM')).toBe('alice@example.com');
     expect(normalizePresentity('*3101@example.com')).toBe('*3101@example.com');

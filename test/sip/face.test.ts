@@ -147,6 +147,16 @@ describe('SUBSCRIBE: accepting', () => {
     expect(hdr(await subscribe(h, { expires: 99999 }), 'expires')).toBe('1800');
   });
 
+  it('a default above maxExpires is clamped too (SUBSCRIBE and PUBLISH)', async () => {
+    const h = await setup({ sip: { subscription: { maxExpires: 1800 }, publication: { maxExpires: 1200 } } });
+    expect(hdr(await subscribe(h), 'expires')).toBe('1800');
+    const r = await h.engine.request({ method: 'PUBLISH', uri: 'sip:201@example.com', body: dialogInfoBody('sip:201@example.com', 'early'), headers: {
+      from: `<sip:pbx@example.com>;tag=${tag()}`, to: '<sip:201@example.com>', 'call-id': tag(), cseq: '1 PUBLISH', event: 'dialog',
+      'content-type': 'application/dialog-info+xml',
+    } });
+    expect(hdr(r, 'expires')).toBe('1200');
+  });
+
   it('lower-cases the user part and keeps star codes; the presentity is user@domain of the R-URI', async () => {
     const h = await setup();
     await subscribed(h, { user: '*3101', domain: 'Example.COM' });
