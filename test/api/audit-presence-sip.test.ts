@@ -297,10 +297,19 @@ describe('listing over real SIP', () => {
     expect(Object.keys(again.body.data.subscriptions['1501'].dialog)).toEqual([ids.dialog]);
     expect((await api('GET', `/v2/accounts/${beta.id}/presence`)).status).toBe(403);
 
-    // Unsubscribe (Expires: 0 inside the dialog, RFC 6665 §4.1.2.3): no longer listed.
+    // A refresh (RFC 6665 §4.1.2.1) moves timestamp and expires, as omnipresence's re-SUBSCRIBE did.
     const first = await w.waitFor(notifyOn(ids.dialog), 5000, 0);
     const toTag = /;\s*tag=([^;>\s]+)/.exec(first.get('from')!)![1]!;
-    const un = await w.request(subscribeText(w, { user: '1501', domain: ACME, watcher: '2001', callId: ids.dialog, fromTag, toTag, cseq: 2, expires: 0 }));
+    const stamp = mine.dialog[ids.dialog].timestamp as number;
+    await new Promise((r) => setTimeout(r, 1100));
+    const re = await w.request(subscribeText(w, { user: '1501', domain: ACME, watcher: '2001', callId: ids.dialog, fromTag, toTag, cseq: 2, expires: 120 }));
+    expect(re.status).toBe(200);
+    const refreshed = (await api('GET', `/v2/accounts/${acme.id}/presence/1501?event=dialog`)).body.data.subscriptions['1501'].dialog[ids.dialog];
+    expect(refreshed.expires).toBe(120);
+    expect(refreshed.timestamp).toBeGreaterThan(stamp);
+
+    // Unsubscribe (Expires: 0 inside the dialog, RFC 6665 §4.1.2.3): no longer listed.
+    const un = await w.request(subscribeText(w, { user: '1501', domain: ACME, watcher: '2001', callId: ids.dialog, fromTag, toTag, cseq: 3, expires: 0 }));
     expect(un.status).toBe(200);
     await until(async () => {
       const s = (await api('GET', `/v2/accounts/${acme.id}/presence/1501?event=dialog`)).body.data.subscriptions;
