@@ -145,6 +145,15 @@ async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
     tx.respond({ status: 404, reason: 'Not Found' });
     return;
   }
+  const presentity = presentityKey(safeDecode(target.user), domain);
+  // RFC 3261 §8.2.2.2 merged requests: the same SUBSCRIBE (Call-ID, From tag, CSeq) that reached us over another
+  // path (another branch) must not make a second dialog.
+  for (const old of presence.watchers(presentity, d.pkg.name)) {
+    if (old.callId === d.callId && old.remoteTag === d.fromTag && old.remoteCseq === d.cseq) {
+      tx.respond({ status: 482, reason: 'Loop Detected' });
+      return;
+    }
+  }
   const decision = await ctx.auth.check(tx, { domain });
   if (!decision.ok) return;
   // RFC 6665 §4.2.1.1 / RFC 3261 §21.4.7: we can only send the package's one body type.
@@ -172,7 +181,6 @@ async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
       return;
     }
   }
-  const presentity = presentityKey(safeDecode(target.user), domain);
   const limits = config.sip.limits;
   if (expires > 0) {
     if (presence.subscriptionCount >= limits.totalSubscriptions) return overloaded(ctx, tx, 'totalSubscriptions', 503);

@@ -247,6 +247,16 @@ describe('SUBSCRIBE: refusing', () => {
     expect(h.db.prepare('SELECT count(*) FROM subscriptions').pluck().get()).toBe(0);
   });
 
+  it('482 for a merged request: the same Call-ID, From tag and CSeq again on another branch (RFC 3261 §8.2.2.2)', async () => {
+    const h = await setup();
+    const s = await subscribed(h, { cseq: 4 });
+    const again = await subscribe(h, { callId: s.callId, fromTag: s.fromTag, cseq: 4 });
+    expect(again.status).toBe(482);
+    expect(h.presence.subscriptionCount).toBe(1);
+    // A new CSeq from the same dialog-less client is a new request, not a merge.
+    expect((await subscribe(h, { callId: s.callId, fromTag: s.fromTag, cseq: 5 })).status).toBe(200);
+  });
+
   it('OPTIONS: 200 with Allow, Allow-Events and Accept', async () => {
     const h = await setup();
     const r = await subscribe(h, { method: 'OPTIONS', event: null });
