@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import WebSocket from 'ws';
 import { spawnServer, startTestServer, tempDbFile, type ChildServer } from '../helpers/server.js';
 import { RawPeer, subscribeText, publishText, parseRaw, responseTo, randomTag, type RawMessage } from '../helpers/raw-sip.js';
-import { dbRows, sleep, until, cseqOf, versionOf, toTagOf } from './util.js';
+import { dbRows, sleep, until, cseqOf, versionOf, toTagOf, expiresParam } from './util.js';
 
 const children: ChildServer[] = [];
 const closers: Array<() => void> = [];
@@ -140,6 +140,7 @@ describe('storage across kill -9', () => {
     closers.push(() => udp.close());
     const udpCall = `${randomTag()}@udp`;
     const udpFromTag = randomTag();
+    const subscribedAt = Date.now();
     const ok = await udp.request(subscribeText(udp, { user, domain, callId: udpCall, fromTag: udpFromTag, expires: 3600 }));
     expect(ok.status).toBe(200);
     const n0 = await udp.waitFor((m) => m.method === 'NOTIFY' && m.get('call-id') === udpCall, 5000, 0);
@@ -151,6 +152,7 @@ describe('storage across kill -9', () => {
     await until(() => ws1.received.find((m) => m.status === 200 && m.get('call-id') === wsCall), 5000, 'WS 200');
     await until(() => ws1.received.find((m) => m.method === 'NOTIFY' && m.get('call-id') === wsCall), 5000, 'WS NOTIFY');
 
+    await sleep(1000); // so that the time left after the restart is measurably below the grant
     await first.kill('SIGKILL');
     ws1.close();
     const second = await spawnServer({ dbFile: tmp.file, sipPort, wsPort, env });
@@ -164,6 +166,10 @@ describe('storage across kill -9', () => {
     expect(versionOf(n1)).toBe(versionOf(n0) + 1);
     expect(n1.get('to')).toContain(`tag=${udpFromTag}`);
     expect(n1.get('from')).toContain(`tag=${toTagOf(ok)}`);
+    // The stored expiry is honoured: the time left counts on from the original grant, it does not restart.
+    const elapsed = Math.floor((Date.now() - subscribedAt) / 1000);
+    expect(elapsed).toBeGreaterThanOrEqual(1);
+    expect(expiresParam(n1)).toBeLessThanOrEqual(3600 - elapsed + 1);
     // The WebSocket watcher cannot be reached, and is kept (issue 2: "kept until they expire or re-subscribe").
     await sleep(500);
     expect(dbRows(tmp.file, 'SELECT count(*) AS n FROM subscriptions WHERE call_id = ?', wsCall)[0].n).toBe(1);
