@@ -18,6 +18,8 @@ import { connect, type Socket as TcpSocket } from 'node:net';
 import { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { parseRaw, responseTo } from '../helpers/raw-sip.js';
 import { LoopPeer, authenticated, authorization, parseChallenges, seed, subscribe } from '../security/helpers.js';
@@ -124,6 +126,7 @@ class FuzzRun {
     if (this.auth) seed(this.ts.server.db, [{ name: 'Fuzz', realm: DOMAIN, devices: [DEVICE] }]);
     this.health = await LoopPeer.open(this.ts.sip('udp').port);
     await this.healthCheck();
+    gc();
     this.rssBase = process.memoryUsage().rss;
   }
 
@@ -257,6 +260,7 @@ class FuzzRun {
 
   async checkpoint(): Promise<void> {
     await this.healthCheck();
+    gc();
     const growth = process.memoryUsage().rss - this.rssBase;
     this.stats.maxRssGrowthMb = Math.max(this.stats.maxRssGrowthMb, Math.round(growth / 1048576));
     if (growth > RSS_BUDGET) this.fail(`RSS grew by ${Math.round(growth / 1048576)} MB after ${this.stats.sent} cases`);
@@ -362,6 +366,10 @@ class FuzzRun {
     expect(this.failures, msg).toEqual([]);
   }
 }
+
+/** A full GC before each RSS reading, so the budget measures what is held, not garbage not yet collected. */
+v8.setFlagsFromString('--expose_gc');
+const gc = vm.runInNewContext('gc') as () => void;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
