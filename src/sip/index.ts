@@ -9,7 +9,8 @@ import type { SipEngine, ServerTransaction } from './port.js';
 import type { SipAuthenticator } from './auth/types.js';
 import type { Presence } from '../presence/index.js';
 import { header, headerAll } from './stack/message.js';
-import { parseUInt, parseUri } from './stack/headers.js';
+import { parseUInt, parseUri, tagOf } from './stack/headers.js';
+import { randomToken } from '../presence/index.js';
 import { ALLOW, ALLOWED_METHODS, type FaceContext } from './face-common.js';
 import { FanoutTracker, Notifier } from './notify.js';
 import { handleSubscribe } from './subscribe.js';
@@ -52,7 +53,8 @@ export function createSipFace(opts: SipFaceOptions): SipFace {
     tracker.done();
   });
 
-  engine.onRequest((tx) => {
+  engine.onRequest((raw) => {
+    const tx = withToTag(raw);
     dispatch(ctx, tx, started).catch((err: unknown) => {
       logger.error({ method: tx.request.method, err: (err as Error).message }, 'request handler failed');
       if (!tx.responded) tx.respond({ status: 500, reason: 'Server Internal Error' });
@@ -87,6 +89,20 @@ export function createSipFace(opts: SipFaceOptions): SipFace {
       sweeper = undefined;
       notifier.stop();
     },
+  };
+}
+
+/**
+ * RFC 3261 §8.2.6.2: a final response to a request whose To has no tag MUST add one. The 200 to a new SUBSCRIBE
+ * carries the dialog's tag; every other answer (errors, PUBLISH, OPTIONS, the authenticator's 401) gets a fresh one.
+ */
+function withToTag(tx: ServerTransaction): ServerTransaction {
+  if (tagOf(header(tx.request, 'to') ?? '') !== undefined) return tx;
+  return {
+    request: tx.request,
+    flow: tx.flow,
+    get responded() { return tx.responded; },
+    respond(r) { tx.respond(r.toTag || r.status < 200 ? r : { ...r, toTag: randomToken(8) }); },
   };
 }
 

@@ -257,6 +257,17 @@ describe('SUBSCRIBE: refusing', () => {
     expect((await subscribe(h, { callId: s.callId, fromTag: s.fromTag, cseq: 5 })).status).toBe(200);
   });
 
+  it('every final answer to a request without a To-tag carries one (RFC 3261 §8.2.6.2); in-dialog answers add none', async () => {
+    const h = await setup();
+    const answers = [
+      await subscribe(h, { event: 'reg' }), await subscribe(h, { expires: 5 }), await subscribe(h, { method: 'OPTIONS', event: null }),
+      await subscribe(h, { method: 'MESSAGE' }), await publish(h, { ifMatch: 'nope' }), await publish(h, { state: 'early' }),
+    ];
+    for (const r of answers) expect(r.toTag, String(r.status)).toMatch(/^[0-9a-f]{16}$/);
+    expect(new Set(answers.map((r) => r.toTag)).size).toBe(answers.length);
+    expect((await subscribe(h, { toTag: 'abc', cseq: 3 })).toTag).toBeUndefined();
+  });
+
   it('OPTIONS: 200 with Allow, Allow-Events and Accept', async () => {
     const h = await setup();
     const r = await subscribe(h, { method: 'OPTIONS', event: null });
