@@ -221,14 +221,10 @@ describe('storage across kill -9', () => {
     await second.kill('SIGTERM');
   }, 40_000);
 
-  // BUG (it.fails): RFC 4235 §4.3 / sip-requirements.md §1.2 "coherent state" and §2.1 "Idle (after a call, reuse
-  // the ended call's dialog id and tags)". Without a restart the server does this (the idle NOTIFY reports
-  // <dialog id="call-1@pbx"> terminated). After a restart the previous composed state is gone: Presence.restore()
-  // (src/presence/presence.ts) recomputes the touched presentity with no previous state, Hub.compose() falls back to
-  // pkg.idle(), and the watcher gets <dialog id="201"> terminated: the ringing call it was shown is dropped, not
-  // ended. Fix: persist the last composed dialog data per presentity (or keep expired publications' dialog ids until
-  // the terminated NOTIFY went out) and pass it as `previous` in restore().
-  it.fails('after a restart, a call whose publication ran out while down is reported terminated under its own dialog id', async () => {
+  // Was an audit finding (fixed in bc56731): RFC 4235 §4.3 / sip-requirements.md §1.2 "coherent state" and §2.1
+  // "Idle after a call reuses the ended call's dialog id". After a restart the idle NOTIFY said <dialog id="201">
+  // instead of ending <dialog id="call-1@pbx">, because restore() recomposed without the pre-restart state.
+  it('after a restart, a call whose publication ran out while down is reported terminated under its own dialog id', async () => {
     const tmp = tempDbFile();
     closers.push(tmp.cleanup);
     const overrides = { sip: { publication: { minExpires: 1, maxExpires: 3600, defaultExpires: 3600 } } };
