@@ -513,7 +513,12 @@ async function fuzzTcp(run: FuzzRun, cases: number): Promise<void> {
         i++;
         if (i % BATCH === 0) break;
       }
-      for (const c of group) {
+      // Coalesced: the whole group in one write, so one TCP segment carries several messages (and the tail of a
+      // broken one runs into the next); otherwise one write per case, some of them split into pieces.
+      const units: Case[] = run.rand() < 0.4 && group.length > 1
+        ? [{ ...group[0]!, ops: group.flatMap((c) => [...c.ops, '|' as MutationName]), buf: Buffer.concat(group.map((c) => c.buf)) }]
+        : group;
+      for (const c of units) {
         if (broken || link.isClosed) break;
         const pieces: Buffer[] = [];
         if (run.rand() < 0.5) pieces.push(c.buf);
