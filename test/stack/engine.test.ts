@@ -208,6 +208,7 @@ describe('embedded engine: server transactions over UDP', () => {
     expect(r.status).toBe(400);
     expect(r.startLine).not.toBe('SIP/2.0 400 Bad Request'); // says what was wrong
     expect(r.startLine.toLowerCase()).toContain('cseq');
+    expect(r.get('to')).toMatch(/;tag=[0-9a-f]{16}$/); // §8.2.6.2, also on the engine's own answers
     expect(e.seen).toHaveLength(0);
     peer.send(requestText(peer.via()), port);
     await peer.next((m) => m.status === 200, 3000, 1);
@@ -273,6 +274,7 @@ describe('embedded engine: server transactions over UDP', () => {
     for (let i = 0; i < 3; i++) peer.send(requestText(peer.via(), { callId: `p${i}@t` }), port);
     const r = await peer.next((m) => m.status === 503);
     expect(r.get('retry-after')).toMatch(/^\d+$/);
+    expect(r.get('to')).toMatch(/;tag=[0-9a-f]{16}$/);
     expect(r.get('call-id')).toBe('p2@t');
     expect(held).toHaveLength(2);
     expect(await counter(e.metrics, 'overload', { limit: 'pending' })).toBe(1);

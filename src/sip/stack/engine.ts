@@ -41,20 +41,23 @@ const STOP_GRACE_MS = 2000;
 const LIMIT_LOG_INTERVAL_MS = 10_000;
 const DEFAULT_SIP_PORT = 5060;
 
-// Branch ids take 16 bytes each from a pool filled by one crypto.randomBytes call per 256 requests: the same
-// 128 bits of CSPRNG output per branch, without a system call per NOTIFY in a fan-out burst.
-const BRANCH_BYTES = 16;
-let branchPool = Buffer.alloc(0);
-let branchPoolAt = 0;
-function newBranch(): string {
-  if (branchPoolAt + BRANCH_BYTES > branchPool.length) {
-    branchPool = randomBytes(BRANCH_BYTES * 256);
-    branchPoolAt = 0;
+// Branch ids and tags take their bytes from a pool filled by one crypto.randomBytes call per 4 KiB: the same
+// CSPRNG output, without a system call per NOTIFY in a fan-out burst.
+let randomPool = Buffer.alloc(0);
+let randomPoolAt = 0;
+function randomHex(bytes: number): string {
+  if (randomPoolAt + bytes > randomPool.length) {
+    randomPool = randomBytes(4096);
+    randomPoolAt = 0;
   }
-  const hex = branchPool.toString('hex', branchPoolAt, branchPoolAt + BRANCH_BYTES);
-  branchPoolAt += BRANCH_BYTES;
-  // §8.1.1.7: the branch starts with the magic cookie; 128 random bits make collisions negligible.
-  return 'z9hG4bK' + hex;
+  const hex = randomPool.toString('hex', randomPoolAt, randomPoolAt + bytes);
+  randomPoolAt += bytes;
+  return hex;
+}
+
+/** §8.1.1.7: the branch starts with the magic cookie; 128 random bits make collisions negligible. */
+function newBranch(): string {
+  return 'z9hG4bK' + randomHex(16);
 }
 
 /**
@@ -545,7 +548,10 @@ class EmbeddedEngine implements SipEngine {
     if (from !== undefined) headers.set('from', [from]);
     const to = header(req, 'to');
     if (to !== undefined) {
-      headers.set('to', [spec.toTag !== undefined && spec.status > 100 && tagOf(to) === undefined ? `${to};tag=${spec.toTag}` : to]);
+      // §8.2.6.2: every response but 100 to a request without a To-tag carries one; the TU's (dialog-creating)
+      // tag when it gave one, else a fresh one (our own 400s and 503s, and the TU's refusals).
+      const tagged = spec.status > 100 && tagOf(to) === undefined ? `${to};tag=${spec.toTag ?? randomHex(8)}` : to;
+      headers.set('to', [tagged]);
     }
     const callId = header(req, 'call-id');
     if (callId !== undefined) headers.set('call-id', [callId]);
