@@ -2,9 +2,9 @@
 // (rport/received and NOTIFY to the source), limits on refresh and PUBLISH durations, an unsubscribe racing a
 // NOTIFY in flight, header-name case and leading CRLFs, and the maximum-vs-default duration in the config.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { createServer as createTcpServer, type Socket } from 'node:net';
+import { createServer as createTcpServer, connect, type Socket } from 'node:net';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { subscribeText, publishText, randomTag, responseTo, parseRaw, type RawMessage } from '../helpers/raw-sip.js';
+import { subscribeText, publishText, randomTag, responseTo, parseRaw, dialogInfoBody, type RawMessage } from '../helpers/raw-sip.js';
 import { Peers, dbRows, sleep, until, cseqOf, toTagOf, isNotify, notifies, uniqueUser } from './util.js';
 
 let ts: TestServer;
@@ -32,6 +32,45 @@ describe('NAT: rport/received (RFC 3581) and NOTIFYs to the flow', () => {
     const pbx = await peers.open(ts.sip('udp').port);
     expect((await pbx.request(publishText(pbx, { user, state: 'early' }))).status).toBe(200);
     await p.waitFor((m) => isNotify(callId)(m) && m.body.includes('<state>early</state>'), 5000, 0);
+  });
+});
+
+describe('TCP stream framing through the whole server', () => {
+  it('a PUBLISH with a UTF-8 body and an OPTIONS in one segment: the body is cut by bytes, both are answered', async () => {
+    const p = await peers.open(ts.sip('tcp').port, 'tcp');
+    const user = uniqueUser();
+    const body = dialogInfoBody(`sip:${user}@example.test`, 'early', 'ü-call@pbx')
+      .replace('<state>early</state>', '<state>early</state><remote><identity display="Zoë Ünal">sip:100@example.test</identity></remote>');
+    const pub = publishText(p, { user, body });
+    const optCall = `${randomTag()}@audit`;
+    const opt = subscribeText(p, { user, callId: optCall }).replace(/^SUBSCRIBE /, 'OPTIONS ').replace(/ SUBSCRIBE\r\n/, ' OPTIONS\r\n');
+    const pubCall = /^Call-ID: (.*)$/m.exec(pub)![1]!.trim();
+    const a = p.waitFor((m) => m.status !== undefined && m.get('call-id') === pubCall, 5000);
+    const b = p.waitFor((m) => m.status !== undefined && m.get('call-id') === optCall, 5000);
+    p.sendRaw(pub + opt);
+    expect((await a).status).toBe(200);
+    expect((await b).status).toBe(200);
+    const row = dbRows(ts.dbFile, 'SELECT body FROM publications WHERE presentity = ?', `${user}@example.test`)[0];
+    expect(Buffer.from(row.body).toString('utf8')).toBe(body);
+  });
+
+  it('a CRLFCRLF keep-alive gets a CRLF pong (RFC 5626 §4.4.1) and the connection keeps serving', async () => {
+    const sock = connect(ts.sip('tcp').port, '127.0.0.1');
+    await new Promise<void>((r, j) => { sock.once('connect', () => r()); sock.once('error', j); });
+    try {
+      let got = '';
+      sock.on('data', (d) => { got += d.toString('utf8'); });
+      sock.write('\r\n\r\n');
+      await until(() => got.length >= 2 || undefined, 2000, 'pong');
+      expect(got).toBe('\r\n');
+      const callId = `${randomTag()}@audit`;
+      const fake = { via: () => `SIP/2.0/TCP 127.0.0.1:${sock.localPort};rport;branch=z9hG4bK${randomTag()}${randomTag()}`, contact: () => `<sip:watcher@127.0.0.1:${sock.localPort};transport=tcp>` };
+      const opt = subscribeText(fake as never, { user: uniqueUser(), callId }).replace(/^SUBSCRIBE /, 'OPTIONS ').replace(/ SUBSCRIBE\r\n/, ' OPTIONS\r\n');
+      sock.write(opt);
+      await until(() => /^\r\nSIP\/2\.0 200 /.test(got) || undefined, 3000, 'OPTIONS answer after the ping');
+    } finally {
+      sock.destroy();
+    }
   });
 });
 
@@ -223,9 +262,7 @@ describe('responses and retransmissions from the other side', () => {
 
 // RFC 3261 §8.2.6.2: "if the To header field in the request did not contain a tag ... the UAS MUST add a tag to
 // the To header field in the response (with the exception of the 100 (Trying) response)". Audit finding: only the
-// 200 to a new SUBSCRIBE had one. The SIP face now adds one to its answers (withToTag in src/sip/index.ts). Still
-// open (it.fails): the engine's own answers outside the face, i.e. the parser's 400 (sendResponseOnce in
-// src/sip/stack/engine.ts) and the stateless 503 of load shedding; fix: add a fresh tag there when To has none.
+// 200 to a new SUBSCRIBE had one; fixed in 8c8af4f (the SIP face) and 23eb590 (the engine's own 400s and 503s).
 describe('RFC 3261 §8.2.6.2: every final response to a request without a To-tag carries one', () => {
   async function untagged(cases: Array<[string, (p: Awaited<ReturnType<Peers['open']>>) => string]>): Promise<string[]> {
     const p = await peers.open(ts.sip('udp').port);
@@ -259,7 +296,7 @@ describe('RFC 3261 §8.2.6.2: every final response to a request without a To-tag
     ]);
     expect(missing).toEqual([]);
   });
-  it.fails('a 400 from the parser (CSeq method mismatch)', async () => {
+  it('a 400 from the parser (CSeq method mismatch)', async () => {
     const missing = await untagged([
       ['SUBSCRIBE with CSeq 1 PUBLISH', (p) => subscribeText(p, { user: uniqueUser() }).replace(/^CSeq: 1 SUBSCRIBE/m, 'CSeq: 1 PUBLISH')],
     ]);
