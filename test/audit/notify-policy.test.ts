@@ -126,7 +126,27 @@ describe('expiry', () => {
     expect(cseqOf(fin)).toBe(cseqOf(n0) + 1);
     await until(() => subRows(callId).length === 0 || undefined, 2000, 'row removed');
   });
+
+  it('a refresh moves the expiry: no timeout at the old deadline, the new one is honoured', async () => {
+    const p = await watcher('udp', { fn: () => 200 });
+    const callId = `${randomTag()}@audit`;
+    const fromTag = randomTag();
+    const user = uniqueUser();
+    const ok = await p.request(subscribeText(p, { user, callId, fromTag, expires: 2 }));
+    await p.waitFor(isNotify(callId), 5000, 0);
+    await sleep(800);
+    const r = await p.request(subscribeText(p, { user, callId, fromTag, toTag: toTagOf(ok), cseq: 2, expires: 4 }));
+    expect(r.status).toBe(200);
+    const t0 = Date.now();
+    await sleep(2200); // past the old deadline (2 s after the SUBSCRIBE) and the sweeper's 1 s period
+    expect(notifies(p, callId).filter((m) => /^terminated/.test(m.get('subscription-state') ?? ''))).toHaveLength(0);
+    expect(subRows(callId)).toHaveLength(1);
+    const fin = await p.waitFor((m) => isNotify(callId)(m) && /^terminated/.test(m.get('subscription-state') ?? ''), 5000, 0);
+    expect(Date.now() - t0).toBeGreaterThan(3000);
+    expect(fin.get('subscription-state')).toBe('terminated;reason=timeout');
+  });
 });
+
 
 describe('client transactions on the wire (RFC 3261 §17.1.2)', () => {
   it('udp: an unanswered NOTIFY is sent again after ~0.5 s and ~1 s more; a 200 stops it (no copy at ~3.5 s)', async () => {
