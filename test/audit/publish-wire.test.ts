@@ -131,6 +131,25 @@ describe('composition of publications', () => {
     expect((await p.request(publishText(p, { user, ifMatch: a.get('sip-etag')!, body: null }))).status).toBe(412);
   });
 
+  it('a refresh moves a publication\'s expiry: its state outlives the old deadline, then runs out at the new one', async () => {
+    const p = await udp();
+    const user = uniqueUser();
+    const w = await watch(p, user);
+    const first = await p.request(publishText(p, { user, state: 'early', expires: 2 }));
+    await p.waitFor((m) => isNotify(w.callId)(m) && m.body.includes('<state>early</state>'), 5000, 0);
+    await sleep(800);
+    const refresh = await p.request(publishText(p, { user, ifMatch: first.get('sip-etag')!, body: null, expires: 4 }));
+    expect(refresh.status).toBe(200);
+    const t0 = Date.now();
+    const seen = p.received.length;
+    await sleep(2200);
+    expect(p.received.slice(seen).filter(isNotify(w.callId))).toHaveLength(0);
+    expect(pubRows(`${user}@example.test`)).toHaveLength(1);
+    const idle = await p.waitFor(isNotify(w.callId), 5000, seen);
+    expect(Date.now() - t0).toBeGreaterThan(3000);
+    expect(idle.body).not.toContain('<state>early</state>');
+  });
+
   it('a publication with no <dialog> still gives the watcher one <dialog> element (Yealink)', async () => {
     const p = await udp();
     const user = uniqueUser();
