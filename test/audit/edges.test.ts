@@ -35,6 +35,19 @@ describe('NAT: rport/received (RFC 3581) and NOTIFYs to the flow', () => {
   });
 });
 
+describe('Route headers in requests to us', () => {
+  it('a pre-loaded Route naming this server and an in-dialog Route from a record-routing proxy do not stop the request', async () => {
+    const p = await peers.open(ts.sip('udp').port);
+    const user = uniqueUser();
+    const callId = `${randomTag()}@audit`;
+    const fromTag = randomTag();
+    const ok = await p.request(subscribeText(p, { user, callId, fromTag, expires: 600, extra: [`Route: <sip:127.0.0.1:${ts.sip('udp').port};lr>`] }));
+    expect(ok.status).toBe(200);
+    const refresh = await p.request(subscribeText(p, { user, callId, fromTag, toTag: toTagOf(ok), cseq: 2, expires: 600, extra: [`Route: <sip:127.0.0.1:${p.localPort};lr>`] }));
+    expect(refresh.status).toBe(200);
+  });
+});
+
 describe('TCP stream framing through the whole server', () => {
   it('a PUBLISH with a UTF-8 body and an OPTIONS in one segment: the body is cut by bytes, both are answered', async () => {
     const p = await peers.open(ts.sip('tcp').port, 'tcp');
