@@ -4,7 +4,7 @@
 import type { ServerTransaction } from './port.js';
 import type { SipIdentity } from './auth/types.js';
 import { header, headerAll } from './stack/message.js';
-import { isValidNameAddr, parseCSeq, parseEvent, parseNameAddr, parseUri } from './stack/headers.js';
+import { parseCSeq, parseEvent, parseNameAddr, parseUri } from './stack/headers.js';
 import { presentityKey, randomToken, type Subscription } from '../presence/index.js';
 import type { EventPackage } from '../presence/packages/types.js';
 import {
@@ -189,11 +189,6 @@ async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
   }
   const now = presence.now();
   const localTag = randomToken(8);
-  // RFC 3261 §12.1.1: the route set is the Record-Route URIs; one that does not parse can route no NOTIFY.
-  if (!recordRoute.every(isValidNameAddr)) {
-    tx.respond({ status: 400, reason: 'Bad Record-Route' });
-    return;
-  }
   const sub: Subscription = {
     id: randomToken(12), event: d.pkg.name, eventId: d.eventId, presentity, domain, watcherUri: d.watcherUri,
     callId: d.callId, localTag, remoteTag: d.fromTag,
