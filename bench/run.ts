@@ -13,7 +13,7 @@ import { kneeSearch, fanout, Deadline, type ServerKind, type StartServer, type K
 import { lamplighterScale, kamailioScale, type ScaleResult } from './lib/scale.js';
 import { runParserBench, type ParserResult } from './lib/parser-bench.js';
 import { renderReport, type BenchResults } from './lib/report.js';
-import { killTracked } from './lib/children.js';
+import { killTracked, abortAll } from './lib/children.js';
 
 const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
 
@@ -24,6 +24,7 @@ const program = new Command()
   .option('--quick', 'one short run of every figure (5 s steps, 1 run)')
   .option('--step <seconds>', 'seconds per rate step', '10')
   .option('--rates <list>', 'the rate ladder (calls/s)', '100,250,500,1000,2000,4000,6000,8000,10000,12000,16000,20000')
+  .option('--warmup <seconds>', 'seconds of the same scenario before each measured rate step (JIT warm-up; 0 = cold)', '4')
   .option('--start-rate <r>', 'first step of the first run (later runs start at the knee found)', '1000')
   .option('--only <list>', 'figures to run: parser,rate,fanout,scale', 'parser,rate,fanout,scale')
   .option('--scenarios <list>', 'rate scenarios', 'subscribe,subscribe_unsubscribe,publish')
@@ -39,6 +40,7 @@ const program = new Command()
   .option('--profile', 'run Lamplighter under node --cpu-prof (profiles land in each step folder)');
 
 interface Opts {
+  warmup: string;
   runs: string; quick?: boolean; step: string; rates: string; startRate: string; only: string; scenarios: string;
   transports: string; watchers: string; servers: string; scaleSubs: string; apiSubs: string; settle: string; deadline: string;
   out?: string; save?: boolean; profile?: boolean;
@@ -90,7 +92,7 @@ async function main(): Promise<number> {
       cpus: cpus().length, model: cpus()[0]?.model ?? '?', memGiB: totalmem() / 2 ** 30, kernel: release(),
       node: process.version, sipp, kamailio: kMissing ? undefined : kamailioVersion(), commit,
     },
-    settings: { runs, stepS, rates, deadlineMin },
+    settings: { runs, stepS, rates, deadlineMin, warmupS: Number(o.warmup) },
     kamailioNote: kMissing,
     servers, parser: undefined, rates: [], fanouts: [], scale: [],
   };
@@ -140,7 +142,7 @@ async function main(): Promise<number> {
               if (!rateDeadline.allows(stepS + 25)) { log('  deadline for rate steps reached, they stop here'); break; }
               log(`rate: ${kind} ${scenario} ${transport} run ${run}/${runs}`);
               const k = await kneeSearch(starter(kind), {
-                scenario: `${scenario}.xml`, transport, durationS: stepS, rates, startIndex, deadline: rateDeadline, log,
+                scenario: `${scenario}.xml`, transport, durationS: stepS, warmupS: Number(o.warmup), rates, startIndex, deadline: rateDeadline, log,
                 dir: join(outDir, 'rate', kind, `${scenario}-${transport}`, `run${run}`),
               });
               series.push(k);
@@ -213,7 +215,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     if (exiting) return;
     exiting = true;
     process.stderr.write(`\n${sig}: ending the servers and sipp runs this bench started, then exiting\n`);
-    killTracked();
+    abortAll();
     stopKamailio().finally(() => process.exit(130));
   });
 }

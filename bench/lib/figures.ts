@@ -44,6 +44,7 @@ export interface StepResult {
   rtdMs?: Record<string, number>;
   callLengthMs?: number;
   load1?: number;           // 1-min load average when the step ended (other work on the machine shows here)
+  warmup?: { calls: number; failed: number; retransmissions: number };
   dir: string;
 }
 
@@ -52,6 +53,8 @@ export interface StepOptions {
   transport: Transport;
   rate: number;
   durationS: number;
+  /** Seconds of the same scenario (other users, at most 1 000/s) before the measured step, not counted. */
+  warmupS?: number;
   dir: string;
 }
 
@@ -67,7 +70,24 @@ export async function rateStep(start: StartServer, o: StepOptions): Promise<Step
   let st: SippStats;
   let cpu: number;
   let mem: number | undefined;
+  let warmup: SippStats | undefined;
   try {
+    if (o.warmupS) {
+      // A JIT runtime is slow for its first few thousand messages (V8 compiles the hot paths); the measured step
+      // is steady state. Kamailio gets the same warm-up so both see the same traffic.
+      const wrate = Math.min(o.rate, 1000);
+      const wcalls = Math.round(wrate * o.warmupS);
+      const wcsv = join(o.dir, 'warmup-users.csv');
+      const wrows: Array<[string, string]> = [];
+      for (let i = 1; i <= wcalls; i++) wrows.push([`${tag}we${i}`, `${tag}ww${i}`]);
+      writeUsers(wcsv, wrows);
+      warmup = await runSipp({
+        scenario: o.scenario, csv: wcsv, target: server.sipTarget, domain: DOMAIN, transport: o.transport,
+        localPort: await freePort(), rate: wrate, calls: wcalls, limit: Math.max(1000, 2 * wrate),
+        timeoutS: o.warmupS + 20, recvTimeoutMs: 5000, dir: join(o.dir, 'warmup'),
+      });
+      await sleep(500);
+    }
     const meter = new CpuMeter(server.pid);
     st = await runSipp({
       scenario: o.scenario, csv, target: server.sipTarget, domain: DOMAIN, transport: o.transport,
@@ -93,6 +113,7 @@ export async function rateStep(start: StartServer, o: StepOptions): Promise<Step
     successful: st.successful, failed: st.failed, retransmissions: st.retransmissions,
     achievedCps: Math.round(achieved), serverCpuCores: cpu, sippCpuCores: st.wallS > 0 ? st.sippCpuS / st.wallS : 0,
     memMiB: mem, rtdMs: st.rtdMs, callLengthMs: st.callLengthMs, load1: loadavg()[0], dir: o.dir,
+    warmup: warmup ? { calls: warmup.created, failed: warmup.failed, retransmissions: warmup.retransmissions } : undefined,
   };
   writeFileSync(join(o.dir, 'step.json'), JSON.stringify(res, null, 1));
   return res;
@@ -114,7 +135,7 @@ export async function kneeSearch(start: StartServer, o: Omit<StepOptions, 'rate'
   rates: number[]; startIndex: number; dir: string; deadline: Deadline; log: (s: string) => void;
 }): Promise<KneeResult> {
   const steps: StepResult[] = [];
-  const cost = o.durationS + 25;
+  const cost = o.durationS + (o.warmupS ?? 0) + 25;
   const step = async (i: number) => {
     const r = await rateStep(start, { ...o, rate: o.rates[i]!, dir: join(o.dir, `rate-${o.rates[i]}`) });
     steps.push(r);

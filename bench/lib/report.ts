@@ -11,7 +11,7 @@ export interface BenchResults {
   finishedAt?: string;
   command: string;
   machine: { cpus: number; model: string; memGiB: number; kernel: string; node: string; sipp: string; kamailio?: string; commit: string };
-  settings: { runs: number; stepS: number; rates: number[]; deadlineMin: number };
+  settings: { runs: number; stepS: number; rates: number[]; deadlineMin: number; warmupS?: number };
   kamailioNote?: string;
   servers: ServerKind[];
   parser?: ParserResult;
@@ -171,7 +171,7 @@ export function renderReport(r: BenchResults): string {
     .filter((x): x is number => typeof x === 'number');
   const out: string[] = [];
   out.push('## Benchmark results', '');
-  out.push(`Command: \`${r.command}\` (${r.settings.runs} run(s) per figure, ${r.settings.stepS} s per rate step), ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC, commit ${m.commit}.`);
+  out.push(`Command: \`${r.command}\` (${r.settings.runs} run(s) per figure, ${r.settings.stepS} s per rate step after ${r.settings.warmupS ?? 0} s of warm-up on the same server), ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC, commit ${m.commit}.`);
   out.push(`Machine: ${m.cpus} × ${m.model}, ${m.memGiB.toFixed(0)} GiB, Linux ${m.kernel}, Node ${m.node}, ${m.sipp}${m.kamailio ? `, ${m.kamailio}` : ''}; sipp, the server and the runner share the same cores, UDP/TCP over 127.0.0.1${loads.length ? `; 1-min load average at the end of the steps ${fmt(Math.min(...loads), 1)}–${fmt(Math.max(...loads), 1)} (above ~1.5 other work shared the machine)` : ''}.`, '');
   out.push(table, '');
   out.push('Reading the table: a clean rate is the highest step of the ladder with every call successful, zero failed calls, zero retransmissions and the requested rate achieved (±5 %); "≥" means the top of the ladder was clean. ✓/✗ compare the median with the issue\'s target. Server CPU is Δ(utime+stime)/wall of the server\'s process tree during the run at the clean rate (1.00 = one core), or CPU-seconds for fan-out; RSS is Lamplighter\'s VmRSS, Kamailio\'s is Pss summed over its processes (its shared memory counted once). Kamailio "sqlite" is write-back SQLite (survives a restart), "mem" is memory-only.');

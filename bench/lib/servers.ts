@@ -6,7 +6,7 @@ import { existsSync, openSync, closeSync, readFileSync, mkdirSync } from 'node:f
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
-import { track } from './children.js';
+import { track, checkNotAborted } from './children.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -33,6 +33,7 @@ export interface LamplighterOptions {
 }
 
 export async function startLamplighter(o: LamplighterOptions): Promise<ServerUnderTest & { ports: { sip: number; ws: number; api: number } }> {
+  checkNotAborted();
   const ports = o.ports ?? { sip: await freePort(), ws: await freePort(), api: await freePort() };
   mkdirSync(dirname(o.logFile), { recursive: true });
   const out = openSync(o.logFile, 'a');
@@ -131,6 +132,7 @@ export function runShared(script: 'start.sh' | 'stop.sh', args: string[], timeou
 
 /** start.sh fresh [-A MEMONLY]; fresh = a new empty SQLite database (reload = keep the stored state). */
 export async function startKamailio(mode: KamailioMode, opts: { fresh?: boolean; extraArgs?: string[] } = {}): Promise<ServerUnderTest> {
+  checkNotAborted();
   if (existsSync(join(KAMAILIO_RUN, 'kamailio.pid'))) await stopKamailio();
   const args: string[] = [];
   if (opts.fresh !== false) args.push('fresh');
@@ -138,6 +140,12 @@ export async function startKamailio(mode: KamailioMode, opts: { fresh?: boolean;
   args.push(...(opts.extraArgs ?? []));
   const t0 = performance.now();
   const r = await runShared('start.sh', args);
+  try {
+    checkNotAborted();
+  } catch (err) {
+    await stopKamailio();
+    throw err;
+  }
   if (r.code !== 0) throw new Error(`kamailio start failed: ${r.out.trim().split('\n').slice(-3).join(' / ')}`.slice(0, 600));
   const pid = Number(readFileSync(join(KAMAILIO_RUN, 'kamailio.pid'), 'utf8').trim());
   const startMs = performance.now() - t0; // includes start.sh's fixed 2 s wait

@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync, openSync, closeSync
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuSeconds } from './proc.js';
-import { track } from './children.js';
+import { track, checkNotAborted } from './children.js';
 
 export const SIPP_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'sipp');
 export const SIPP_INSTALL = 'apt-get install -y sip-tester';
@@ -106,6 +106,7 @@ export interface SippHandle {
 
 /** Start sipp in the background; `done` resolves when it exits (or is killed after timeoutS + grace). */
 export function startSipp(r: SippRun, graceS = 15): SippHandle {
+  checkNotAborted();
   mkdirSync(r.dir, { recursive: true });
   const args = sippArgs(r);
   const command = `sipp ${args.join(' ')}`;
