@@ -215,6 +215,14 @@ describe('embedded engine: server transactions over UDP', () => {
     expect(e.seen).toHaveLength(1);
   });
 
+  it('ignores UDP keep-alive datagrams of bare CRLFs without counting them as malformed', async () => {
+    const { e, peer, port } = await setup();
+    for (const k of ['\r\n\r\n', '\r\n', '']) peer.send(k, port);
+    await sleep(50);
+    expect(peer.received).toHaveLength(0);
+    expect(await counter(e.metrics, 'sipDropped')).toBe(0);
+  });
+
   it('drops unanswerable garbage, counts it, and keeps serving', async () => {
     const { e, peer, port } = await setup();
     peer.send(Buffer.from([0x00, 0xff, 0x13, 0x37, 0x0d, 0x0a]), port);

@@ -123,6 +123,12 @@ export function asRequestUri(uri: string): string | undefined {
   return out;
 }
 
+function isCrlfOnly(b: Buffer): boolean {
+  if (b.length > 8) return false;
+  for (const c of b) if (c !== 0x0d && c !== 0x0a) return false;
+  return true;
+}
+
 function toBuffer(b: Buffer | string | undefined): Buffer {
   if (b === undefined) return Buffer.alloc(0);
   return typeof b === 'string' ? Buffer.from(b, 'utf8') : b;
@@ -351,6 +357,8 @@ class EmbeddedEngine implements SipEngine {
   // ---- incoming ----------------------------------------------------------------------------------------------
 
   private onUdp(data: Buffer, remoteAddress: string, remotePort: number, tr: UdpTransport): void {
+    // Phones keep NAT bindings open with datagrams of bare CRLFs (or nothing): not SIP, not an error either.
+    if (isCrlfOnly(data)) return;
     const flow = FlowTable.udpFlow({ localAddress: tr.address, localPort: tr.port, remoteAddress, remotePort });
     this.onMessage(data, flow, undefined, tr);
   }
