@@ -75,10 +75,10 @@ function pidf(entity: string, basic: string): string {
 }
 
 export type SeedName = 'yealink-subscribe' | 'in-dialog-subscribe' | 'publish-dialog' | 'notify-200' | 'options'
-  | 'compact-subscribe' | 'ws-subscribe' | 'publish-pidf' | 'mwi-subscribe' | 'unsubscribe';
+  | 'compact-subscribe' | 'ws-subscribe' | 'publish-pidf' | 'mwi-subscribe' | 'unsubscribe' | 'publish-refresh';
 
 export const SEED_NAMES: readonly SeedName[] = ['yealink-subscribe', 'in-dialog-subscribe', 'publish-dialog', 'notify-200', 'options',
-  'compact-subscribe', 'ws-subscribe', 'publish-pidf', 'mwi-subscribe', 'unsubscribe'];
+  'compact-subscribe', 'ws-subscribe', 'publish-pidf', 'mwi-subscribe', 'unsubscribe', 'publish-refresh'];
 
 /** One real message of the given kind, valid as it stands (Content-Length right, addresses the test's own). */
 export function seedMessage(name: SeedName, c: SeedContext): string {
@@ -226,6 +226,21 @@ Contact: "Desk" <sip:${watcher}@${hp}${tp}>
 Event: message-summary
 Accept: application/simple-message-summary
 Expires: 900
+${auth}Content-Length: {len}
+
+`, '');
+    case 'publish-refresh':
+      // A refresh of a publication by entity-tag, no body (RFC 3903 §4.1); the tag is mostly unknown: 412.
+      return withLength(`PUBLISH sip:${target}@${d} SIP/2.0
+Via: SIP/2.0/${transport} ${hp};branch=z9hG4bK${c.id};rport
+Max-Forwards: 70
+From: <sip:pbx@${d}>;tag=f${c.id}
+To: <sip:${target}@${d}>
+Call-ID: ${c.id}@pbx
+CSeq: 2 PUBLISH
+Event: dialog
+Expires: ${pick(mulberry32(c.n), ['0', '60', '3600', '59'])}
+SIP-If-Match: ${pick(mulberry32(c.n + 1), ['dx200xyz', 'a'.repeat(64), '', '"quoted"', 'x;y=z'])}
 ${auth}Content-Length: {len}
 
 `, '');
