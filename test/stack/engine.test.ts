@@ -310,6 +310,17 @@ describe('embedded engine: server transactions over UDP', () => {
     expect(peer.received.map((r) => r.msg.status)).toEqual([503]);
   });
 
+  it('counts unknown methods under method="other", so made-up methods mint no new metric series', async () => {
+    const { e, peer, port } = await setup({ handler: (tx) => tx.respond({ status: 405, headers: [['Allow', 'SUBSCRIBE']] }) });
+    for (let i = 0; i < 20; i++) peer.send(requestText(peer.via(), { method: `X${i}FUZZ` }), port);
+    peer.send(requestText(peer.via(), { method: 'SUBSCRIBE' }), port);
+    await until(() => peer.received.length === 21);
+    expect(await counter(e.metrics, 'sipRequests', { method: 'other' })).toBe(20);
+    expect(await counter(e.metrics, 'sipResponses', { method: 'other', status: '405' })).toBe(20);
+    expect(await counter(e.metrics, 'sipRequests', { method: 'SUBSCRIBE' })).toBe(1);
+    expect(await e.metrics.registry.metrics()).not.toContain('FUZZ');
+  });
+
   it('a handler that throws gets a 500 sent for it', async () => {
     const { peer, port } = await setup({ handler: () => { throw new Error('boom'); } });
     peer.send(requestText(peer.via()), port);

@@ -123,6 +123,20 @@ export function asRequestUri(uri: string): string | undefined {
   return out;
 }
 
+/** Methods that get their own metric label; any other token (RFC 3261 §25.1 allows any) is counted as "other". */
+const KNOWN_METHODS = new Set([
+  'ACK', 'BYE', 'CANCEL', 'INFO', 'INVITE', 'MESSAGE', 'NOTIFY', 'OPTIONS', 'PRACK', 'PUBLISH', 'REFER', 'REGISTER',
+  'SUBSCRIBE', 'UPDATE',
+]);
+
+/**
+ * The `method` label of the SIP metrics: a scanner flipping bytes in the method must not mint a new Prometheus
+ * series per request (each one lives in the registry and in every /metrics answer forever).
+ */
+export function methodLabel(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : 'other';
+}
+
 function isCrlfOnly(b: Buffer): boolean {
   if (b.length > 8) return false;
   for (const c of b) if (c !== 0x0d && c !== 0x0a) return false;
@@ -466,7 +480,7 @@ class EmbeddedEngine implements SipEngine {
       return;
     }
     this.applyReceived(req, flow);
-    this.metrics.sipRequests.inc({ method: req.method, transport: flow.transport });
+    this.metrics.sipRequests.inc({ method: methodLabel(req.method), transport: flow.transport });
 
     if (this.stopping || !this.handler) {
       this.sendResponseOnce(this.buildResponse(req, { status: 503, headers: [['Retry-After', String(OVERLOAD_RETRY_AFTER_S)]] }), req, flow, sendOnFlow);
@@ -492,7 +506,7 @@ class EmbeddedEngine implements SipEngine {
       if (stx.state === 'completed' || stx.state === 'terminated') return true;
       const res = this.buildResponse(req, spec);
       stx.sendResponse(serializeResponse(res), res.status);
-      this.metrics.sipResponses.inc({ method: req.method, status: String(res.status) });
+      this.metrics.sipResponses.inc({ method: methodLabel(req.method), status: String(res.status) });
       if (res.status >= 200) {
         this.releasePending(stx);
         return true;
@@ -544,7 +558,7 @@ class EmbeddedEngine implements SipEngine {
     const data = serializeResponse(res);
     if (this.traced(flow.remoteAddress, undefined, req)) this.trace('out', flow, hostport(flow.remoteAddress, flow.remotePort), data);
     if (!send(data)) this.metrics.sipDropped.inc({ reason: 'flow-closed' });
-    this.metrics.sipResponses.inc({ method: req.method || 'UNKNOWN', status: String(res.status) });
+    this.metrics.sipResponses.inc({ method: methodLabel(req.method), status: String(res.status) });
   }
 
   /** §8.2.6.2: Via (all values, in order), From, To (+ tag), Call-ID and CSeq come from the request. */
