@@ -76,6 +76,19 @@ describe('SUBSCRIBE accepted: the 200 and the initial NOTIFY on the wire', () =>
     expect(row.expires).toBe(3600);
   });
 
+  it('Event: dialog;id=7 is echoed in every NOTIFY of that subscription (RFC 6665 §8.2.1)', async () => {
+    const p = await udp();
+    const user = uniqueUser();
+    const callId = `${randomTag()}@audit`;
+    expect((await p.request(subscribeText(p, { user, callId, event: 'dialog;id=7', extra: ['Accept: application/dialog-info+xml'] }))).status).toBe(200);
+    const n0 = await p.waitFor(isNotify(callId), 5000, 0);
+    expect(n0.get('event')?.replace(/\s+/g, '')).toBe('dialog;id=7');
+    const pbx = await udp();
+    expect((await pbx.request(publishText(pbx, { user, state: 'early' }))).status).toBe(200);
+    const n1 = await p.waitFor((m) => isNotify(callId)(m) && m.body.includes('<state>early</state>'), 5000, 0);
+    expect(n1.get('event')?.replace(/\s+/g, '')).toBe('dialog;id=7');
+  });
+
   it('Event missing: 489 with Allow-Events; Expires below min: 423 with Min-Expires; nothing stored', async () => {
     const p = await udp();
     const callId = `${randomTag()}@audit`;
