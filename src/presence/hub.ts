@@ -34,9 +34,14 @@ export class Hub {
 
   constructor(private readonly packages: PackageSet, private readonly inputs: HubInputs) {}
 
-  /** The AOR the bodies name (RFC 4235 §4.1 `entity`, RFC 3863 §4.1.1 `entity`). */
+  /**
+   * The AOR the bodies name (RFC 4235 §4.1 `entity`, RFC 3863 §4.1.1 `entity`): a URI, so the user part (kept
+   * %-decoded in the presentity key for matching) is %-escaped again where RFC 3261 §25.1 requires it.
+   */
   static entity(presentity: string): string {
-    return `sip:${presentity}`;
+    const at = presentity.lastIndexOf('@');
+    if (at < 0) return `sip:${escapeUser(presentity)}`;
+    return `sip:${escapeUser(presentity.slice(0, at))}${presentity.slice(at)}`;
   }
 
   state(presentity: string, event: EventPackageName): CurrentState {
@@ -74,4 +79,17 @@ export class Hub {
       : pkg.compose(pubs, manual, previous);
     return { composed, rendered: pkg.render(composed, Hub.entity(presentity)) };
   }
+}
+
+// RFC 3261 §25.1: user = 1*( unreserved / escaped / user-unreserved ); unreserved = alphanum / mark.
+const USER_SAFE = /^[A-Za-z0-9\-_.!~*'()&=+$,;?/]*$/;
+
+function escapeUser(user: string): string {
+  if (USER_SAFE.test(user)) return user;
+  let out = '';
+  for (const ch of user) {
+    if (USER_SAFE.test(ch)) out += ch;
+    else for (const b of Buffer.from(ch, 'utf8')) out += `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
 }

@@ -145,6 +145,15 @@ describe('presence hub', () => {
     expect((await b.metrics.publications.get()).values.reduce((n, v) => n + v.value, 0)).toBe(0);
   });
 
+  it('the entity is a URI: user parts that need it are %-escaped again, star codes stay as they are', () => {
+    const { p } = make();
+    const entity = (presentity: string) => /entity="([^"]*)"/.exec(p.state(presentity, 'dialog').rendered.forVersion(0).toString())![1];
+    expect(entity('#100@example.com')).toBe('sip:%23100@example.com');
+    expect(entity('a b@example.com')).toBe('sip:a%20b@example.com');
+    expect(entity('ü1@example.com')).toBe('sip:%C3%BC1@example.com');
+    expect(entity('*3101@example.com')).toBe('sip:*3101@example.com');
+  });
+
   it('normalizes presentities from the API', () => {
     expect(normalizePresentity('sip:Alice@Example.COM')).toBe('alice@example.com');
     expect(normalizePresentity('*3101@example.com')).toBe('*3101@example.com');
