@@ -85,4 +85,10 @@ export interface SipEngine {
   sendRequest(spec: DialogRequestSpec): Promise<RequestOutcome>;
   /** Our Contact URI as seen by a peer on this transport (uses sip.publicAddress when set). */
   contactUri(transport: Transport): string;
+  /**
+   * Optional: whether a connection flow (TCP/WS) is still open. The notifier uses it to replace the subscription
+   * of a closed WebSocket as soon as the same watcher subscribes again (a browser reload), rather than after a
+   * NOTIFY to it has failed. Engines that cannot tell leave it out.
+   */
+  isFlowOpen?(flowId: string): boolean;
 }

@@ -229,11 +229,17 @@ async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
   // "until they expire or re-subscribe"); other tabs with live flows keep theirs.
   if (sub.transport === 'ws') {
     for (const old of presence.watchers(presentity, sub.event)) {
-      if (old !== sub && old.watcherUri === sub.watcherUri && old.transport === 'ws' && ctx.notifier.isUnreachable(old)) {
+      if (old !== sub && old.watcherUri === sub.watcherUri && old.transport === 'ws' && unreachable(ctx, old)) {
         void presence.removeSubscription(old, 'replaced').catch(() => undefined);
       }
     }
   }
+}
+
+/** A WebSocket subscription nobody can reach: a NOTIFY found its flow gone, or the engine says it is closed. */
+function unreachable(ctx: FaceContext, sub: Subscription): boolean {
+  if (ctx.notifier.isUnreachable(sub)) return true;
+  return sub.flowId !== null && ctx.engine.isFlowOpen !== undefined && !ctx.engine.isFlowOpen(sub.flowId);
 }
 
 function firstContact(req: ServerTransaction['request']): string | null {

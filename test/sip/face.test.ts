@@ -529,6 +529,19 @@ describe('WebSocket watchers that cannot be reached', () => {
     expect(flows).toEqual(['ws:tab2', 'ws:tab3']);
   });
 
+  it('with an engine that reports closed flows, a reload replaces the old subscription before any NOTIFY failed', async () => {
+    const h = await setup();
+    const open = new Set(['ws:reload1', 'ws:other']);
+    (h.engine as { isFlowOpen?: (id: string) => boolean }).isFlowOpen = (id) => open.has(id);
+    await subscribed(h, {}, { transport: 'ws', id: 'ws:reload1' });
+    await subscribed(h, { watcher: '555' }, { transport: 'ws', id: 'ws:other' });
+    open.delete('ws:reload1');
+    open.add('ws:reload2');
+    await subscribed(h, {}, { transport: 'ws', id: 'ws:reload2' });
+    await tick();
+    expect([...h.presence.allSubscriptions()].map((s) => s.flowId).sort()).toEqual(['ws:other', 'ws:reload2']);
+  });
+
   it('after a restart, a re-subscribe over a new WebSocket replaces the old subscription', async () => {
     const h = await setup();
     await subscribed(h, {}, { transport: 'ws', id: 'ws:old' });
