@@ -81,7 +81,10 @@ class FuzzRun {
   /** Server transaction keys of the requests sent (cleared per transport: different flows, different sent-by). */
   readonly transactions = new Set<string>();
   readonly stats = { sent: 0, notSent: 0, notifies: 0, answers: 0, reconnects: 0, resent: 0, healthChecks: 0, maxHealthMs: 0, maxRssGrowthMb: 0, heapUsedMb: 0, arrayBuffersMb: 0 };
-  readonly logLines: Array<{ level: number; msg: string }> = [];
+  /** Server log lines at warn and above, counted by level and message. */
+  readonly logLines = new Map<string, { level: number; msg: string; n: number }>();
+  /** 5xx answers by status and reason phrase. */
+  readonly fiveXx = new Map<string, number>();
   rssBase = 0;
   limits!: ParseLimits;
   ts!: TestServer;
@@ -109,7 +112,10 @@ class FuzzRun {
           if (!line) continue;
           try {
             const rec = JSON.parse(line) as { level: number; msg: string };
-            if (logs.length < 2000) logs.push({ level: rec.level, msg: rec.msg });
+            const k = `${rec.level} ${rec.msg}`;
+            const e = logs.get(k);
+            if (e) e.n++;
+            else if (logs.size < 500) logs.set(k, { level: rec.level, msg: rec.msg, n: 1 });
           } catch { /* not JSON */ }
         }
         cb();
@@ -225,6 +231,7 @@ class FuzzRun {
       this.statuses.set(status, (this.statuses.get(status) ?? 0) + 1);
       if (status >= 500) {
         const reason = startLine.slice(12);
+        this.fiveXx.set(`${status} ${reason}`, (this.fiveXx.get(`${status} ${reason}`) ?? 0) + 1);
         if (!rfc5xx(status, reason, raw.get('retry-after') !== undefined)) this.fail(`server answered ${startLine}`, origin?.c ?? this.recent[this.recent.length - 1]);
       }
       if (origin) {
@@ -302,8 +309,8 @@ class FuzzRun {
 
   /** Server-side signs of trouble that no answer shows: error log lines, TU time-outs, internal drops. */
   async checkServer(): Promise<void> {
-    for (const l of this.logLines) {
-      if (l.level >= 50 || /not answered in time|handling failed|handler failed/.test(l.msg)) this.fail(`server log: ${l.msg}`);
+    for (const l of this.logLines.values()) {
+      if (l.level >= 50 || /not answered in time|handling failed|handler failed/.test(l.msg)) this.fail(`server log (${l.n}×): ${l.msg}`);
     }
     const dropped = await this.ts.server.metrics.registry.getSingleMetricAsString('lamplighter_sip_dropped_total').catch(() => '');
     const internal = /reason="internal"\} (\d+)/.exec(dropped);
@@ -369,7 +376,9 @@ class FuzzRun {
 
   report(): string {
     const st = [...this.statuses.entries()].sort((a, b) => a[0] - b[0]).map(([k, v]) => `${k}:${v}`).join(' ');
+    const logs = [...this.logLines.values()].map((l) => `${l.n}× ${l.msg}`).join('; ');
     return `[${this.name}] seed=0x${SEED.toString(16)} ${JSON.stringify(this.stats)} rows=${JSON.stringify(this.rowCounts)} ms=${JSON.stringify(this.phaseMs)} statuses ${st}`
+      + ` 5xx ${JSON.stringify(Object.fromEntries(this.fiveXx))}` + (logs ? ` server-warnings: ${logs.slice(0, 600)}` : '')
       + (this.guard.blocked.length ? ` outbound-blocked=${this.guard.blocked.length} (e.g. ${this.guard.blocked.slice(0, 3).join('; ')})` : '');
   }
 
