@@ -99,6 +99,10 @@ describe('NOTIFY failure policy', () => {
     await until(() => subRows(callId).length === 0 || undefined, 1000, 'row removed');
     const refresh = await p.request(subscribeText(p, { user, callId, fromTag, toTag: toTagOf(ok), cseq: 2, expires: 600 }));
     expect(refresh.status).toBe(481);
+    // Gone means gone: no final NOTIFY, nothing on the next change.
+    await publishState(user, 'early');
+    await sleep(200);
+    expect(notifies(p, callId)).toHaveLength(1);
   });
 
   it('the last NOTIFY\'s CSeq, response code and body are recorded for the subscription', async () => {
