@@ -192,6 +192,7 @@ describe('embedded engine: server transactions over UDP', () => {
     // The handler saw the same top Via (what it would store for the dialog).
     expect(e.seen[0]!.request.headers.get('via')![0]).toBe(via);
     expect(e.seen[0]!.flow).toMatchObject({ transport: 'udp', remoteAddress: '127.0.0.1', remotePort: peer.port });
+    expect(e.engine.isFlowOpen?.(e.seen[0]!.flow.id)).toBe(true); // UDP flows have no connection to lose
 
     // Without rport and with the sent-by equal to the source: no received, rport stays absent.
     peer.send(requestText(peer.via(undefined, `127.0.0.1:${peer.port}`, false)), port);

@@ -90,8 +90,11 @@ describe('embedded engine over WebSocket', () => {
     p.send(wsReq(p));
     await p.next();
     const flowId = e.seen[0]!.flow.id;
+    expect(e.engine.isFlowOpen?.(flowId)).toBe(true);
     await p.close();
     await sleep(30);
+    expect(e.engine.isFlowOpen?.(flowId)).toBe(false);
+    expect(e.engine.isFlowOpen?.('ws|from-an-earlier-boot|1')).toBe(false);
     const o = await e.engine.sendRequest(notifySpec({ transport: 'ws', flowId, requestUri: 'sip:watcher@df7jal23ls0d.invalid;transport=ws' }));
     expect(o).toMatchObject({ status: 408, local: 'no-flow' });
   });

@@ -320,6 +320,12 @@ class EmbeddedEngine implements SipEngine {
     return { host: this.advertisedHost(l?.address ?? '127.0.0.1'), port: l?.port || DEFAULT_SIP_PORT };
   }
 
+  /** A connection flow is open while its TCP/WS connection is; a UDP flow has no connection to lose. */
+  isFlowOpen(flowId: string): boolean {
+    if (FlowTable.parseUdpFlowId(flowId) !== undefined) return true;
+    return this.flows.get(flowId) !== undefined;
+  }
+
   contactUri(transport: Transport): string {
     const { host, port } = this.listenerFor(transport);
     return `sip:${hostport(host, port)};transport=${transport}`;
