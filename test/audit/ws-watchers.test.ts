@@ -65,15 +65,10 @@ describe('WebSocket watchers', () => {
     expect(rows(ts)).toHaveLength(2);
   });
 
-  // BUG (it.fails): a page reload closes the WebSocket and the browser subscribes again over a new one. The old
-  // subscription is replaced only if a NOTIFY to it has already failed with no-flow (Notifier.markUnreachable in
-  // src/sip/notify.ts; the check in newSubscription, src/sip/subscribe.ts). With no lamp change in between, every
-  // reload leaves one dead subscription per BLF key, until Expires: they count against
-  // sip.limits.subscriptionsPerWatcher (a 30-key browser phone reaches the default 200 after 7 reloads and gets 403)
-  // and watchersPerPresentity, and each costs a failed NOTIFY per change. Fix: also treat an old WS subscription as
-  // unreachable when its flow is closed; that needs the engine to say so (an additive SipEngine method such as
-  // `flowOpen(flowId): boolean`, or a flow-closed callback that marks its subscriptions unreachable).
-  it.fails('a reload (WebSocket closed, same watcher subscribes again) replaces the old subscription before any NOTIFY failed', async () => {
+  // Audit finding, fixed in 3abb863/694c5b7 (SipEngine.isFlowOpen): a page reload left the closed WebSocket's
+  // subscription until a NOTIFY to it failed, so reloads without lamp changes piled up dead subscriptions against
+  // sip.limits.subscriptionsPerWatcher (here 2: the third reload got 403).
+  it('a reload (WebSocket closed, same watcher subscribes again) replaces the old subscription before any NOTIFY failed', async () => {
     const ts = await startTestServer({ overrides: { sip: { limits: { subscriptionsPerWatcher: 2 } } } });
     servers.push(ts);
     for (let reload = 0; reload < 3; reload++) {
