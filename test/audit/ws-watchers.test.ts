@@ -3,7 +3,7 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import WebSocket from 'ws';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { parseRaw, responseTo, randomTag, type RawMessage } from '../helpers/raw-sip.js';
+import { parseRaw, responseTo, randomTag, RawPeer, subscribeText, type RawMessage } from '../helpers/raw-sip.js';
 import { dbRows, sleep, until } from './util.js';
 
 const servers: TestServer[] = [];
@@ -77,6 +77,29 @@ describe('WebSocket watchers', () => {
       expect(r.status, `subscribe after ${reload} reloads`).toBe(200);
       await sleep(100);
       t.close();
+      await sleep(200);
+    }
+    expect(rows(ts)).toHaveLength(1);
+  });
+
+  // BUG (it.fails): the same for a TCP client whose Contact cannot be dialled (`.invalid` host, RFC 5626 / SIP.js with
+  // a TCP transport; issue 2 names `.invalid` hosts beside WebSocket). The replacement in newSubscription()
+  // (src/sip/subscribe.ts, `if (sub.transport === 'ws')`) and Notifier.markUnreachable() (src/sip/notify.ts, ws
+  // only) ignore TCP, so each reconnect leaves a dead subscription: the third gets 403 here. Fix: treat a TCP
+  // subscription whose flow is closed and whose remote target is `.invalid` like a closed WebSocket one.
+  it.fails('SIP.js over TCP (Contact on an .invalid host): after the connection closed, a re-subscribe replaces the old one too', async () => {
+    const ts = await startTestServer({ overrides: { sip: { limits: { subscriptionsPerWatcher: 2 } } } });
+    servers.push(ts);
+    for (let reload = 0; reload < 3; reload++) {
+      const p = await RawPeer.open({ port: ts.sip('tcp').port }, { transport: 'tcp' });
+      const host = `${randomTag()}.invalid`;
+      const text = subscribeText(p, { user: '203', watcher: 'browser', expires: 600 })
+        .replace(/^Via: SIP\/2\.0\/TCP [^;]+;/m, `Via: SIP/2.0/TCP ${host};`)
+        .replace(/^Contact: .*$/m, `Contact: <sip:browser@${host};transport=tcp>`);
+      const r = await p.request(text);
+      expect(r.status, `subscribe after ${reload} reconnects`).toBe(200);
+      await sleep(100);
+      p.close();
       await sleep(200);
     }
     expect(rows(ts)).toHaveLength(1);
