@@ -188,6 +188,50 @@ describe('storage across kill -9', () => {
     await second.kill('SIGTERM');
   }, 40_000);
 
+  it('each publication is on disk when its 200 arrives; after SIGKILL its state and entity-tag are back', async () => {
+    const tmp = tempDbFile();
+    closers.push(tmp.cleanup);
+    const sipPort = await freePort();
+    const wsPort = await freePort();
+    const first = await spawnServer({ dbFile: tmp.file, sipPort, wsPort });
+    children.push(first);
+    const pbx = await RawPeer.open({ port: sipPort });
+    closers.push(() => pbx.close());
+    const domain = 'pub-commit.test';
+    const N = 20;
+    const users = Array.from({ length: N }, (_, i) => `80${i}`);
+    const texts = users.map((user) => publishText(pbx, { user, domain, state: 'early', expires: 3600 }));
+    const atResponse = new Map<string, number>();
+    const etags = new Map<string, string>();
+    const answered = users.map((user, i) => {
+      const callId = /^Call-ID: (.*)$/m.exec(texts[i]!)![1]!.trim();
+      return pbx.waitFor((m) => {
+        if (m.status !== 200 || m.get('call-id') !== callId) return false;
+        atResponse.set(user, dbRows(tmp.file, 'SELECT count(*) AS n FROM publications WHERE etag = ?', m.get('sip-etag'))[0].n);
+        etags.set(user, m.get('sip-etag')!);
+        return true;
+      }, 10_000);
+    });
+    for (const t of texts) pbx.sendRaw(t);
+    await Promise.all(answered);
+    await first.kill('SIGKILL');
+    expect([...atResponse.entries()].filter(([, n]) => n !== 1)).toEqual([]);
+
+    const second = await spawnServer({ dbFile: tmp.file, sipPort, wsPort });
+    children.push(second);
+    const w = await RawPeer.open({ port: sipPort });
+    closers.push(() => w.close());
+    for (const user of users) {
+      const callId = `${randomTag()}@w`;
+      expect((await w.request(subscribeText(w, { user, domain, callId, expires: 600 }))).status).toBe(200);
+      const n = await w.waitFor((m) => m.method === 'NOTIFY' && m.get('call-id') === callId, 5000, 0);
+      expect(n.body, user).toContain('<state>early</state>');
+      const refresh = await pbx.request(publishText(pbx, { user, domain, ifMatch: etags.get(user)!, body: null, expires: 3600 }));
+      expect(refresh.status, user).toBe(200);
+    }
+    await second.kill('SIGTERM');
+  }, 40_000);
+
   it('a publication that ran out while the server was down is gone after the start, and its watchers are NOTIFYed', async () => {
     const tmp = tempDbFile();
     closers.push(tmp.cleanup);
