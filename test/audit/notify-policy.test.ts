@@ -165,6 +165,7 @@ describe('client transactions on the wire (RFC 3261 §17.1.2)', () => {
     expect(new Set(copies.map((m) => m.get('via'))).size).toBe(1); // same transaction, same branch
     const d1 = times[1]! - times[0]!;
     const d2 = times[2]! - times[1]!;
+    if (process.env.AUDIT_FIGURES) console.log(`Timer E on the wire: ${d1} ms, then ${d2} ms`);
     expect(d1).toBeGreaterThan(350); expect(d1).toBeLessThan(1200);
     expect(d2).toBeGreaterThan(800); expect(d2).toBeLessThan(2200);
     expect(d2).toBeGreaterThan(d1); // Timer E doubles (RFC 3261 §17.1.2.2)
