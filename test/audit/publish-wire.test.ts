@@ -175,6 +175,23 @@ describe('composition of publications', () => {
     expect(versionOf(n)).toBe(versionOf(w.first) + 1);
   });
 
+  it('no cross-talk: a PUBLISH for 201@b reaches no watcher of 201@a, nor of the presence event of 201@b', async () => {
+    const p = await udp();
+    const user = uniqueUser();
+    const a = `${randomTag()}@audit`;
+    const pres = `${randomTag()}@audit`;
+    const b = `${randomTag()}@audit`;
+    expect((await p.request(subscribeText(p, { user, domain: 'a.example', callId: a }))).status).toBe(200);
+    expect((await p.request(subscribeText(p, { user, domain: 'b.example', callId: pres, event: 'presence', extra: ['Accept: application/pidf+xml'] }))).status).toBe(200);
+    expect((await p.request(subscribeText(p, { user, domain: 'b.example', callId: b }))).status).toBe(200);
+    for (const c of [a, pres, b]) await p.waitFor(isNotify(c), 5000, 0);
+    expect((await p.request(publishText(p, { user, domain: 'b.example', state: 'confirmed' }))).status).toBe(200);
+    await p.waitFor((m) => isNotify(b)(m) && m.body.includes('<state>confirmed</state>'), 5000, 0);
+    await sleep(200);
+    expect(notifies(p, a)).toHaveLength(1);
+    expect(notifies(p, pres)).toHaveLength(1);
+  });
+
   it('every watcher of the extension is notified: UDP and TCP, several dialogs each', async () => {
     const user = uniqueUser();
     const u = await udp();
