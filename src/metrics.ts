@@ -3,6 +3,20 @@
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
+/** Methods that get their own metric label; any other token (RFC 3261 §25.1 allows any) is counted as "other". */
+const KNOWN_METHODS = new Set([
+  'ACK', 'BYE', 'CANCEL', 'INFO', 'INVITE', 'MESSAGE', 'NOTIFY', 'OPTIONS', 'PRACK', 'PUBLISH', 'REFER', 'REGISTER',
+  'SUBSCRIBE', 'UPDATE',
+]);
+
+/**
+ * The `method` label of the SIP metrics: a scanner flipping bytes in the method must not mint a new Prometheus
+ * series per request (each one lives in the registry and in every /metrics answer forever).
+ */
+export function methodLabel(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : 'other';
+}
+
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'lamplighter_process_' });

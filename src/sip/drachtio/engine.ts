@@ -12,7 +12,7 @@
 //   meanwhile wait for the reconnect (bounded), then fail as 'no-flow' so the subscription is kept.
 import type { Config } from '../../config.js';
 import type { Logger } from '../../log.js';
-import type { Metrics } from '../../metrics.js';
+import { methodLabel, type Metrics } from '../../metrics.js';
 import type { DialogRequestSpec, ListeningAddress, RequestOutcome, ResponseSpec, ServerTransaction, SipEngine, Transport } from '../port.js';
 import type { SipRequest } from '../stack/message.js';
 import { DrachtioConnection, type Scheduler } from './connection.js';
@@ -144,7 +144,7 @@ class DrachtioEngine implements SipEngine {
       this.send(res, req.method, { status: 400, reason: 'Bad Request' }, undefined);
       return;
     }
-    this.opts.metrics.sipRequests.inc({ method: request.method, transport: flow.transport });
+    this.opts.metrics.sipRequests.inc({ method: methodLabel(request.method), transport: flow.transport });
     if (!this.accepting || !this.handler) {
       this.send(res, request.method, { status: 503, reason: 'Service Unavailable', headers: [['Retry-After', '5']] }, request);
       return;
@@ -195,7 +195,7 @@ class DrachtioEngine implements SipEngine {
         return;
       }
     }
-    this.opts.metrics.sipResponses.inc({ method, status: String(status) });
+    this.opts.metrics.sipResponses.inc({ method: methodLabel(method), status: String(status) });
   }
 
   async sendRequest(spec: DialogRequestSpec): Promise<RequestOutcome> {

@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Config } from '../../config.js';
 import { redactSipText, type Logger } from '../../log.js';
-import type { Metrics } from '../../metrics.js';
+import { methodLabel, type Metrics } from '../../metrics.js';
 import type {
   DialogRequestSpec, Flow, ListeningAddress, RequestOutcome, ResponseSpec, ServerTransaction, SipEngine, Transport,
 } from '../port.js';
@@ -121,20 +121,6 @@ export function asRequestUri(uri: string): string | undefined {
   }
   if (/[\s<>"\x00-\x1f\x7f]/.test(out) || !/^[a-z][a-z0-9+.-]*:./i.test(out) || parseUri(out) === null) return undefined;
   return out;
-}
-
-/** Methods that get their own metric label; any other token (RFC 3261 §25.1 allows any) is counted as "other". */
-const KNOWN_METHODS = new Set([
-  'ACK', 'BYE', 'CANCEL', 'INFO', 'INVITE', 'MESSAGE', 'NOTIFY', 'OPTIONS', 'PRACK', 'PUBLISH', 'REFER', 'REGISTER',
-  'SUBSCRIBE', 'UPDATE',
-]);
-
-/**
- * The `method` label of the SIP metrics: a scanner flipping bytes in the method must not mint a new Prometheus
- * series per request (each one lives in the registry and in every /metrics answer forever).
- */
-export function methodLabel(method: string): string {
-  return KNOWN_METHODS.has(method) ? method : 'other';
 }
 
 function isCrlfOnly(b: Buffer): boolean {
