@@ -196,6 +196,6 @@ export function renderReport(r: BenchResults): string {
     out.push(`- scale ${s.server}: memory ${fmt(s.memAtOnceMiB)} MiB 2 s after the last SUBSCRIBE, ${fmt(s.memMiB)} MiB after the settle time (the table's figure); subscriptions made by bench/lib/sipclient.ts (UDP, window 400): ${made || 'none'}${s.presenceNote ? `; presence: ${s.presenceNote}` : ''}${s.note ? `; ${s.note}` : ''}`);
   }
   if (r.parser?.runs.length) out.push(`- parser (bench/parser.ts, parse of the message mix; each run is its own median of 5): ${r.parser.runs.map((x) => fmt(x)).join(', ')} messages/s${r.parser.last ? `; last run's JSON: \`${JSON.stringify(r.parser.last)}\`` : ''}`);
-  out.push('', `Raw sipp stat/screen/error files, server logs and results.json are in ${r.outDir.replace(/^.*\/(bench-results\/)/, '$1')}/.`);
+  out.push('', `Raw sipp stat/screen/error files, server logs and results.json are in ${r.outDir.replace(/[^,\s]*\/(bench-results\/)/g, '$1')}.`);
   return out.join('\n');
 }
