@@ -101,3 +101,13 @@ export function contactHeader(engine: SipEngine, transport: Parameters<SipEngine
   const uri = engine.contactUri(transport);
   return uri.startsWith('<') ? uri : `<${uri}>`;
 }
+
+/**
+ * A subscription reachable only over the flow it came on: WebSocket (RFC 7118 §5), or TCP whose Contact host is
+ * `.invalid` (SIP.js and other clients that cannot accept connections). When that flow is gone, nobody can reach the
+ * watcher until it subscribes again.
+ */
+export function flowBound(sub: { transport: string; remoteTarget: string }): boolean {
+  if (sub.transport === 'ws') return true;
+  return sub.transport === 'tcp' && /\.invalid(?:[:;>?]|$)/i.test(sub.remoteTarget);
+}

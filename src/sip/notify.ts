@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { SipEngine, RequestOutcome, DialogRequestSpec } from './port.js';
 import type { Presence, Subscription } from '../presence/index.js';
-import { contactHeader } from './face-common.js';
+import { contactHeader, flowBound } from './face-common.js';
 
 /** Answers to a NOTIFY that end the subscription's dialog usage at once (RFC 6665 §4.2.2; RFC 5057 usages). */
 const USAGE_ENDED = new Set([404, 405, 410, 416, 430, 480, 481, 482, 483, 484, 485, 489, 501, 604]);
@@ -89,7 +89,7 @@ export class Notifier {
 
   /** A WebSocket subscription nobody can reach any more: replaced when its watcher subscribes again. */
   markUnreachable(sub: Subscription): void {
-    if (sub.transport === 'ws') this.unreachable.add(sub.id);
+    if (flowBound(sub)) this.unreachable.add(sub.id);
   }
 
   isUnreachable(sub: Subscription): boolean {

@@ -9,6 +9,7 @@ import { presentityKey, randomToken, type Subscription } from '../presence/index
 import type { EventPackage } from '../presence/packages/types.js';
 import {
   ALLOW_EVENTS, acceptedTypes, acceptsType, contactHeader, grantExpires, isCallId, overloaded, type FaceContext,
+  flowBound,
 } from './face-common.js';
 
 export async function handleSubscribe(ctx: FaceContext, tx: ServerTransaction): Promise<void> {
@@ -225,18 +226,18 @@ async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
   }
   tx.respond({ status: 200, reason: 'OK', toTag: localTag, headers });
   ctx.notifier.notify(sub);
-  // The same watcher re-subscribing over WebSocket replaces its subscriptions whose flow is gone (issue 2: kept
+  // The same watcher re-subscribing over WebSocket (or TCP with an unreachable Contact) replaces its subscriptions whose flow is gone (issue 2: kept
   // "until they expire or re-subscribe"); other tabs with live flows keep theirs.
-  if (sub.transport === 'ws') {
+  if (flowBound(sub)) {
     for (const old of presence.watchers(presentity, sub.event)) {
-      if (old !== sub && old.watcherUri === sub.watcherUri && old.transport === 'ws' && unreachable(ctx, old)) {
+      if (old !== sub && old.watcherUri === sub.watcherUri && flowBound(old) && unreachable(ctx, old)) {
         void presence.removeSubscription(old, 'replaced').catch(() => undefined);
       }
     }
   }
 }
 
-/** A WebSocket subscription nobody can reach: a NOTIFY found its flow gone, or the engine says it is closed. */
+/** A flow-bound subscription nobody can reach: a NOTIFY found its flow gone, or the engine says it is closed. */
 function unreachable(ctx: FaceContext, sub: Subscription): boolean {
   if (ctx.notifier.isUnreachable(sub)) return true;
   return sub.flowId !== null && ctx.engine.isFlowOpen !== undefined && !ctx.engine.isFlowOpen(sub.flowId);

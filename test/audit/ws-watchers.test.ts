@@ -82,12 +82,9 @@ describe('WebSocket watchers', () => {
     expect(rows(ts)).toHaveLength(1);
   });
 
-  // BUG (it.fails): the same for a TCP client whose Contact cannot be dialled (`.invalid` host, RFC 5626 / SIP.js with
-  // a TCP transport; issue 2 names `.invalid` hosts beside WebSocket). The replacement in newSubscription()
-  // (src/sip/subscribe.ts, `if (sub.transport === 'ws')`) and Notifier.markUnreachable() (src/sip/notify.ts, ws
-  // only) ignore TCP, so each reconnect leaves a dead subscription: the third gets 403 here. Fix: treat a TCP
-  // subscription whose flow is closed and whose remote target is `.invalid` like a closed WebSocket one.
-  it.fails('SIP.js over TCP (Contact on an .invalid host): after the connection closed, a re-subscribe replaces the old one too', async () => {
+  // The same for a TCP client whose Contact cannot be dialled (`.invalid` host, RFC 5626 / SIP.js with a TCP
+  // transport; issue 2 names `.invalid` hosts beside WebSocket): such subscriptions are flow-bound (face-common.ts).
+  it('SIP.js over TCP (Contact on an .invalid host): after the connection closed, a re-subscribe replaces the old one too', async () => {
     const ts = await startTestServer({ overrides: { sip: { limits: { subscriptionsPerWatcher: 2 } } } });
     servers.push(ts);
     for (let reload = 0; reload < 3; reload++) {
