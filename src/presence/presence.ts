@@ -46,9 +46,23 @@ export function isEventPackage(name: string): name is EventPackageName {
   return (EVENT_PACKAGES as readonly string[]).includes(name);
 }
 
-/** Entity-tags and ids: 128 random bits (RFC 3903 §6 step 8 wants them unguessable). */
+/** Bytes per crypto.randomBytes call behind randomToken: one system call per ~200 tokens, not one per token. */
+const RANDOM_POOL_BYTES = 4096;
+let randomPool = Buffer.alloc(0);
+let randomPoolAt = 0;
+
+/**
+ * Entity-tags, ids and tags: 128 random bits by default (RFC 3903 §6 step 8 wants them unguessable). Each token is
+ * a fresh slice of one pooled CSPRNG buffer; no byte is handed out twice.
+ */
 export function randomToken(bytes = 16): string {
-  return randomBytes(bytes).toString('hex');
+  if (randomPoolAt + bytes > randomPool.length) {
+    randomPool = randomBytes(Math.max(RANDOM_POOL_BYTES, bytes));
+    randomPoolAt = 0;
+  }
+  const hex = randomPool.toString('hex', randomPoolAt, randomPoolAt + bytes);
+  randomPoolAt += bytes;
+  return hex;
 }
 
 export class Presence implements PresenceService {
@@ -65,6 +79,12 @@ export class Presence implements PresenceService {
   private readonly logger: Logger;
   private readonly metrics: Metrics;
   private restored = false;
+  /**
+   * The CSeq and version of a subscription's initial NOTIFY (RFC 6665 §4.2.1.2: it follows every accepted
+   * SUBSCRIBE at once) go into its INSERT, so that NOTIFY needs no write of its own: one statement per SUBSCRIBE
+   * instead of two. The promise resolves when that row is committed; the NOTIFY waits for it.
+   */
+  private readonly reserved = new Map<Subscription, { cseq: number; version: number; durable: Promise<void> }>();
 
   constructor(opts: PresenceOptions) {
     this.nodeId = opts.nodeId;
@@ -192,7 +212,11 @@ export class Presence implements PresenceService {
     this.metrics.subscriptions.inc({ event: s.event, transport: s.transport });
     this.logger.info({ subscription: s.id, event: s.event, presentity: s.presentity, watcher: s.watcherUri,
       transport: s.transport, expires: s.expires, userAgent: s.userAgent ?? undefined }, 'subscription created');
-    return this.subStore.insert(s);
+    const cseq = s.localCseq + 1;
+    const version = s.notifyVersion + 1;
+    const durable = this.subStore.insert(s, cseq, version);
+    this.reserved.set(s, { cseq, version, durable });
+    return durable;
   }
 
   /** The caller has set the new expiry, remote CSeq and target on `s`. */
@@ -206,6 +230,7 @@ export class Presence implements PresenceService {
   }
 
   removeSubscription(s: Subscription, reason: string): Promise<void> {
+    this.reserved.delete(s);
     if (!this.subs.remove(s)) return Promise.resolve();
     this.metrics.subscriptions.dec({ event: s.event, transport: s.transport });
     this.logger.info({ subscription: s.id, event: s.event, presentity: s.presentity, watcher: s.watcherUri, reason }, 'subscription ended');
@@ -215,6 +240,12 @@ export class Presence implements PresenceService {
   /** The caller has advanced localCseq and notifyVersion; commit them before the NOTIFY leaves. */
   recordNotify(s: Subscription): Promise<void> {
     // A subscription already removed (final NOTIFY) has no row to update; that is fine.
+    const r = this.reserved.get(s);
+    if (r !== undefined) {
+      this.reserved.delete(s);
+      // The inserted row already holds these numbers (or higher): nothing more to write before sending.
+      if (s.localCseq <= r.cseq && s.notifyVersion <= r.version) return r.durable;
+    }
     return this.subStore.notifySent(s);
   }
 

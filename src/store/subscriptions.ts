@@ -122,13 +122,17 @@ export class SubscriptionStore {
     this.countStmt = db.prepare('SELECT count(*) FROM subscriptions').pluck();
   }
 
-  insert(s: SubscriptionRecord): Promise<void> {
+  /**
+   * `localCseq`/`notifyVersion` default to the record's; the notifier side passes the numbers its initial NOTIFY
+   * will use, so that NOTIFY needs no UPDATE before it leaves (RFC 3261 §12.2.1.1 still holds: they are on disk).
+   */
+  insert(s: SubscriptionRecord, localCseq = s.localCseq, notifyVersion = s.notifyVersion): Promise<void> {
     const params = {
       id: s.id, event: s.event, event_id: s.eventId, presentity: s.presentity, domain: s.domain,
       watcher_uri: s.watcherUri, call_id: s.callId, local_tag: s.localTag, remote_tag: s.remoteTag,
       local_uri: s.localUri, remote_uri: s.remoteUri, remote_target: s.remoteTarget,
-      route_set: JSON.stringify(s.routeSet), local_cseq: s.localCseq, remote_cseq: s.remoteCseq,
-      notify_version: s.notifyVersion, accept: s.accept, transport: s.transport, flow_id: s.flowId,
+      route_set: JSON.stringify(s.routeSet), local_cseq: localCseq, remote_cseq: s.remoteCseq,
+      notify_version: notifyVersion, accept: s.accept, transport: s.transport, flow_id: s.flowId,
       source_address: s.sourceAddress, source_port: s.sourcePort,
       identity: s.identity,
       expires: s.expires, expires_at: s.expiresAt, node_id: s.nodeId, created_at: s.createdAt,
