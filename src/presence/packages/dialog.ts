@@ -301,6 +301,15 @@ class DialogInfoBody implements RenderedBody {
 
 export function createDialogPackage(limitsIn?: Partial<BodyLimits>): EventPackage {
   const limits = resolveLimits(limitsIn);
+  // A publication's body is parsed once (on PUBLISH, by validate), not again on every recomposition of its
+  // presentity: keyed by the body Buffer itself, which the publication keeps unchanged until a modify replaces it.
+  // The parse results are never mutated after parsing, so sharing them is safe.
+  const parsedBodies = new WeakMap<Buffer, DialogInfoParse>();
+  const parse = (body: Buffer): DialogInfoParse => {
+    let r = parsedBodies.get(body);
+    if (r === undefined) parsedBodies.set(body, (r = parseDialogInfo(body, limits)));
+    return r;
+  };
   return {
     name: 'dialog',
     contentType: DIALOG_INFO_CONTENT_TYPE,
@@ -308,7 +317,7 @@ export function createDialogPackage(limitsIn?: Partial<BodyLimits>): EventPackag
 
     validate(body: Buffer, contentType: string): string | null {
       if (mediaType(contentType) !== DIALOG_INFO_CONTENT_TYPE) return 'unsupported content type for dialog';
-      const parsed = parseDialogInfo(body, limits);
+      const parsed = parse(body);
       return parsed.ok ? null : parsed.reason;
     },
 
@@ -321,7 +330,7 @@ export function createDialogPackage(limitsIn?: Partial<BodyLimits>): EventPackag
       const merged = new Map<string, DialogEntry>();
       for (const p of ordered) {
         if (mediaType(p.contentType) !== DIALOG_INFO_CONTENT_TYPE) continue;
-        const parsed = parseDialogInfo(p.body, limits);
+        const parsed = parse(p.body);
         if (!parsed.ok) continue; // validated on PUBLISH; a stored body that no longer parses contributes nothing
         for (const d of parsed.dialogs) merged.set(d.id!, d);
       }

@@ -121,6 +121,14 @@ function isPresenceData(data: unknown): data is PresenceData {
 export function createPresencePackage(limitsIn?: Partial<BodyLimits>): EventPackage {
   const limits = resolveLimits(limitsIn);
   const idleData = (): PresenceData => ({ basic: 'open', note: 'Ready', activities: [] });
+  // Each publication's body is parsed once, not on every recomposition (see the dialog package); results are
+  // never mutated (compose copies `activities`).
+  const parsedBodies = new WeakMap<Buffer, PidfParse>();
+  const parse = (body: Buffer): PidfParse => {
+    let r = parsedBodies.get(body);
+    if (r === undefined) parsedBodies.set(body, (r = parsePidf(body, limits)));
+    return r;
+  };
   return {
     name: 'presence',
     contentType: PIDF_CONTENT_TYPE,
@@ -128,7 +136,7 @@ export function createPresencePackage(limitsIn?: Partial<BodyLimits>): EventPack
 
     validate(body: Buffer, contentType: string): string | null {
       if (mediaType(contentType) !== PIDF_CONTENT_TYPE) return 'unsupported content type for presence';
-      const parsed = parsePidf(body, limits);
+      const parsed = parse(body);
       return parsed.ok ? null : parsed.reason;
     },
 
@@ -141,7 +149,7 @@ export function createPresencePackage(limitsIn?: Partial<BodyLimits>): EventPack
       const parsed: PidfParse[] = [];
       for (const p of ordered) {
         if (mediaType(p.contentType) !== PIDF_CONTENT_TYPE) continue;
-        const r = parsePidf(p.body, limits);
+        const r = parse(p.body);
         if (r.ok) parsed.push(r);
       }
       if (!parsed.length) return state(idleData(), 'none');
