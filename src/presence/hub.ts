@@ -77,7 +77,19 @@ export class Hub {
     const composed = pubs.length === 0 && manual === null && previous === undefined
       ? pkg.idle()
       : pkg.compose(pubs, manual, previous);
-    return { composed, rendered: pkg.render(composed, Hub.entity(presentity)) };
+    return new LazyState(composed, pkg, presentity);
+  }
+}
+
+/**
+ * The body is rendered on first use, not on every change: a presentity with no watchers (or a burst of PUBLISHes
+ * between two NOTIFYs) costs a composition only. Once rendered, it is shared by every watcher of that state.
+ */
+class LazyState implements CurrentState {
+  private body: RenderedBody | undefined;
+  constructor(readonly composed: ComposedState, private readonly pkg: EventPackage, private readonly presentity: string) {}
+  get rendered(): RenderedBody {
+    return (this.body ??= this.pkg.render(this.composed, Hub.entity(this.presentity)));
   }
 }
 
