@@ -4,7 +4,7 @@
 import type { ServerTransaction } from './port.js';
 import type { SipIdentity } from './auth/types.js';
 import { header, headerAll } from './stack/message.js';
-import { parseCSeq, parseEvent, parseNameAddr, parseUri } from './stack/headers.js';
+import { detachString, parseCSeq, parseEvent, parseNameAddr, parseUri } from './stack/headers.js';
 import { presentityKey, randomToken, type Subscription } from '../presence/index.js';
 import type { EventPackage } from '../presence/packages/types.js';
 import {
@@ -111,7 +111,7 @@ async function inDialog(ctx: FaceContext, tx: ServerTransaction, d: {
   sub.updatedAt = now;
   // SUBSCRIBE is a target refresh request (RFC 6665 §4.1.2.2 with RFC 3261 §12.2.2); the flow may be new too.
   const contact = firstContact(req);
-  if (contact) sub.remoteTarget = contact;
+  if (contact) sub.remoteTarget = detachString(contact);
   sub.transport = tx.flow.transport;
   sub.flowId = tx.flow.id;
   sub.sourceAddress = tx.flow.remoteAddress;
@@ -190,18 +190,24 @@ async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
   }
   const now = presence.now();
   const localTag = randomToken(8);
+  // Every string kept for the subscription's life is detached from the SUBSCRIBE's header text: a parser slice
+  // would otherwise keep that message's whole head (~800 bytes) alive per subscription (RSS at 100k subscriptions).
+  const toValue = detachString(d.toValue);
+  const userAgent = header(req, 'user-agent');
+  const rawAccept = req.headers.get('accept');
   const sub: Subscription = {
-    id: randomToken(12), event: d.pkg.name, eventId: d.eventId, presentity, domain, watcherUri: d.watcherUri,
-    callId: d.callId, localTag, remoteTag: d.fromTag,
-    localUri: `${d.toValue};tag=${localTag}`, remoteUri: d.fromValue, remoteTarget,
+    id: randomToken(12), event: d.pkg.name, eventId: d.eventId === null ? null : detachString(d.eventId), presentity: detachString(presentity),
+    domain: intern(domain), watcherUri: detachString(d.watcherUri),
+    callId: detachString(d.callId), localTag, remoteTag: detachString(d.fromTag),
+    localUri: `${toValue};tag=${localTag}`, remoteUri: detachString(d.fromValue), remoteTarget: detachString(remoteTarget),
     // RFC 3261 §12.1.1: a UAS takes the Record-Route URIs in order as its route set.
-    routeSet: recordRoute,
+    routeSet: recordRoute.map(detachString),
     localCseq: 0, remoteCseq: d.cseq, notifyVersion: -1,
-    accept: req.headers.get('accept')?.join(', ') ?? null,
+    accept: rawAccept === undefined ? null : intern(rawAccept.join(', ')),
     transport: tx.flow.transport, flowId: tx.flow.id, sourceAddress: tx.flow.remoteAddress, sourcePort: tx.flow.remotePort,
-    identity: JSON.stringify(decision.identity), expires, expiresAt: now + expires * 1000, nodeId: presence.nodeId,
+    identity: intern(JSON.stringify(decision.identity)), expires, expiresAt: now + expires * 1000, nodeId: presence.nodeId,
     createdAt: now, updatedAt: now, lastNotifyCseq: 0, lastNotifyReply: 0,
-    userAgent: header(req, 'user-agent') ?? null,
+    userAgent: userAgent === undefined ? null : intern(userAgent),
   };
   const headers: Array<[string, string]> = [
     ['Expires', String(expires)],
@@ -241,6 +247,17 @@ async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
 function unreachable(ctx: FaceContext, sub: Subscription): boolean {
   if (ctx.notifier.isUnreachable(sub)) return true;
   return sub.flowId !== null && ctx.engine.isFlowOpen !== undefined && !ctx.engine.isFlowOpen(sub.flowId);
+}
+
+/** Distinct values interned (User-Agent, Accept, domain): phones of one model share one string, not one each. */
+const INTERN_MAX = 4096;
+const interned = new Map<string, string>();
+function intern(v: string): string {
+  const hit = interned.get(v);
+  if (hit !== undefined) return hit;
+  const own = detachString(v);
+  if (interned.size < INTERN_MAX) interned.set(own, own);
+  return own;
 }
 
 function firstContact(req: ServerTransaction['request']): string | null {
