@@ -35,6 +35,12 @@ export async function handleSubscribe(ctx: FaceContext, tx: ServerTransaction): 
     tx.respond({ status: 400, reason: 'Malformed From, To, Call-ID or CSeq' });
     return;
   }
+  // Accept and User-Agent are stored with the subscription (and shown by the API): no control but HTAB belongs in
+  // them either (RFC 3261 §25.1 TEXT-UTF8 and token exclude C0 and DEL; socket-fuzz finding).
+  if ([...(req.headers.get('accept') ?? []), ...(req.headers.get('user-agent') ?? [])].some((v) => /[\x00-\x08\x0a-\x1f\x7f]/.test(v))) {
+    tx.respond({ status: 400, reason: 'Malformed Accept or User-Agent' });
+    return;
+  }
   // Stored with the dialog and echoed in every NOTIFY: it must be a Call-ID, not arbitrary bytes.
   if (!isCallId(callId)) {
     tx.respond({ status: 400, reason: 'Malformed Call-ID' });
