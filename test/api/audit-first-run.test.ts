@@ -1,4 +1,4 @@
-// The first-run path of docs/api.md, as a user types it: `npm run accounts -- create` on an empty database, the
+// The first-run path of README.md, as a user types it: `npm run accounts -- create` on an empty database, the
 // server started as a child process, the API key exchanged with curl (which sends the body form-encoded, as the
 // docs' command does), the token cut out with the docs' sed expression, then the docs' curl calls. Loopback only.
 import { execFile } from 'node:child_process';
@@ -20,7 +20,7 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-describe('docs/api.md "From an empty database to a working curl"', () => {
+describe('README.md "From an empty database to a working curl"', () => {
   it('works as written', async () => {
     const created = await run('npm', ['run', '--silent', 'accounts', '--', 'create', '--name', 'Acme', '--realm', 'acme.example.com'], {
       cwd: ROOT, env: { ...process.env, LAMPLIGHTER_DB: tmp.file }, timeout: 60_000,
