@@ -7,7 +7,7 @@ import type { SipAuthenticator } from './auth/types.js';
 import type { Presence } from '../presence/index.js';
 import { EVENT_PACKAGES } from '../presence/service.js';
 import { header, type SipRequest } from './stack/message.js';
-import { parseUInt } from './stack/headers.js';
+import { parseUInt, parseUri } from './stack/headers.js';
 import type { Notifier } from './notify.js';
 
 export interface FaceContext {
@@ -110,4 +110,18 @@ export function contactHeader(engine: SipEngine, transport: Parameters<SipEngine
 export function flowBound(sub: { transport: string; remoteTarget: string }): boolean {
   if (sub.transport === 'ws') return true;
   return sub.transport === 'tcp' && /\.invalid(?:[:;>?]|$)/i.test(sub.remoteTarget);
+}
+
+/**
+ * The presentity's user part and domain from the Request-URI, or null after answering 404: a URI without a user
+ * part names no presentity, and a domain we do not serve has none (with auth on, only account realms are served).
+ */
+export function servedTarget(ctx: FaceContext, tx: ServerTransaction): { user: string; domain: string } | null {
+  const target = parseUri(tx.request.uri);
+  const domain = target?.host.toLowerCase();
+  if (!target?.user || !domain || !ctx.auth.servesDomain(domain)) {
+    tx.respond({ status: 404, reason: 'Not Found' });
+    return null;
+  }
+  return { user: target.user, domain };
 }

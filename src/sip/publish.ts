@@ -3,9 +3,9 @@
 // (400 / 415), and a 200 with a NEW entity-tag and the granted Expires. Committed before the 200 leaves.
 import type { ServerTransaction } from './port.js';
 import { header } from './stack/message.js';
-import { parseEvent, parseUri } from './stack/headers.js';
+import { parseEvent } from './stack/headers.js';
 import { presentityKey } from '../presence/index.js';
-import { ALLOW_EVENTS, grantExpires, overloaded, reasonPhrase, RETRY_AFTER_SECONDS, type FaceContext } from './face-common.js';
+import { ALLOW_EVENTS, grantExpires, overloaded, reasonPhrase, RETRY_AFTER_SECONDS, servedTarget, type FaceContext } from './face-common.js';
 
 function mediaTypeOf(v: string | undefined): string | null {
   if (v === undefined) return null;
@@ -16,16 +16,9 @@ function mediaTypeOf(v: string | undefined): string | null {
 export async function handlePublish(ctx: FaceContext, tx: ServerTransaction): Promise<void> {
   const { presence, config, metrics } = ctx;
   const req = tx.request;
-  const target = parseUri(req.uri);
-  if (!target || !target.user) {
-    tx.respond({ status: 404, reason: 'Not Found' });
-    return;
-  }
-  const domain = target.host.toLowerCase();
-  if (!ctx.auth.servesDomain(domain)) {
-    tx.respond({ status: 404, reason: 'Not Found' });
-    return;
-  }
+  const target = servedTarget(ctx, tx);
+  if (!target) return;
+  const { domain } = target;
   // Step 1: the publisher must be allowed to publish for this domain.
   const decision = await ctx.auth.check(tx, { domain });
   if (!decision.ok) return;

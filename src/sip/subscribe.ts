@@ -9,7 +9,7 @@ import { presentityKey, randomToken, type Subscription } from '../presence/index
 import type { EventPackage } from '../presence/packages/types.js';
 import {
   ALLOW_EVENTS, acceptedTypes, acceptsType, contactHeader, grantExpires, isCallId, overloaded, type FaceContext,
-  flowBound,
+  flowBound, servedTarget,
 } from './face-common.js';
 
 export async function handleSubscribe(ctx: FaceContext, tx: ServerTransaction): Promise<void> {
@@ -142,16 +142,9 @@ async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
 }): Promise<void> {
   const { presence, config } = ctx;
   const req = tx.request;
-  const target = parseUri(req.uri);
-  if (!target || !target.user) {
-    tx.respond({ status: 404, reason: 'Not Found' });
-    return;
-  }
-  const domain = target.host.toLowerCase();
-  if (!ctx.auth.servesDomain(domain)) {
-    tx.respond({ status: 404, reason: 'Not Found' });
-    return;
-  }
+  const target = servedTarget(ctx, tx);
+  if (!target) return;
+  const { domain } = target;
   const presentity = presentityKey(safeDecode(target.user), domain);
   // RFC 3261 §8.2.2.2 merged requests: the same SUBSCRIBE (Call-ID, From tag, CSeq) that reached us over another
   // path (another branch) must not make a second dialog.
