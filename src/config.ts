@@ -57,6 +57,7 @@ export const configSchema = z.object({
       authFailuresBeforeBlock: positiveInt,
       authBlockSeconds: positiveInt,
       maxPendingRequests: positiveInt,
+      maxClientTransactions: positiveInt,
     }).strict(),
     drachtio: z.object({
       host: z.string().min(1),

@@ -167,6 +167,7 @@ export class ClientTransactionTable {
     return [...this.byKey.values()].filter((t) => t.inFlight);
   }
 
+  /** Client transactions held (in flight, or completed and waiting out Timer K). */
   get size(): number {
     return this.byKey.size;
   }
