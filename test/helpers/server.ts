@@ -131,7 +131,13 @@ export async function spawnServer(opts: { dbFile: string; env?: Record<string, s
     createInterface({ input: child.stderr! }).on('line', (l) => { text += l + '\n'; });
     exited.then((e) => { clearTimeout(timer); reject(new Error(`server exited early (${e.code ?? e.signal}):\n${text}`)); });
   });
-  await ready;
+  try {
+    await ready;
+  } catch (err) {
+    // A child that never became ready must not outlive the test.
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    throw err;
+  }
   return {
     child, pid: child.pid!, sip, apiPort, logs, exited,
     output: () => text,
