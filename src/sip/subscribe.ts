@@ -12,6 +12,9 @@ import {
   flowBound, servedTarget,
 } from './face-common.js';
 
+/** Controls no stored header value may hold: all of C0 but HTAB, and DEL (RFC 3261 §25.1 TEXT-UTF8, token, qdtext). */
+const CONTROL_CHAR = /[\x00-\x08\x0a-\x1f\x7f]/;
+
 export async function handleSubscribe(ctx: FaceContext, tx: ServerTransaction): Promise<void> {
   const req = tx.request;
   const eventValue = header(req, 'event');
@@ -31,13 +34,13 @@ export async function handleSubscribe(ctx: FaceContext, tx: ServerTransaction): 
   // RFC 3261 §25.1: a Call-ID is word ["@" word], no whitespace or controls, and no control but HTAB is qdtext or
   // token in From/To; all three are stored and sent in every NOTIFY.
   if (!from || !to || !callId || !cseq || !fromValue || !toValue || /[\x00-\x20\x7f]/.test(callId)
-    || /[\x00-\x08\x0a-\x1f\x7f]/.test(fromValue) || /[\x00-\x08\x0a-\x1f\x7f]/.test(toValue)) {
+    || CONTROL_CHAR.test(fromValue) || CONTROL_CHAR.test(toValue)) {
     tx.respond({ status: 400, reason: 'Malformed From, To, Call-ID or CSeq' });
     return;
   }
   // Accept and User-Agent are stored with the subscription (and shown by the API): no control but HTAB belongs in
   // them either (RFC 3261 §25.1 TEXT-UTF8 and token exclude C0 and DEL; socket-fuzz finding).
-  if ([...(req.headers.get('accept') ?? []), ...(req.headers.get('user-agent') ?? [])].some((v) => /[\x00-\x08\x0a-\x1f\x7f]/.test(v))) {
+  if ([...(req.headers.get('accept') ?? []), ...(req.headers.get('user-agent') ?? [])].some((v) => CONTROL_CHAR.test(v))) {
     tx.respond({ status: 400, reason: 'Malformed Accept or User-Agent' });
     return;
   }
