@@ -30,7 +30,7 @@ export const configSchema = z.object({
     /** Source addresses (IP) or AORs (user@domain) whose SIP messages are logged in full. */
     traceSip: z.array(z.string()),
   }).strict(),
-  db: z.object({ file: z.string().min(1) }).strict(),
+  db: z.object({ file: z.string().min(1), replyLogIntervalMs: z.number().int().min(0).max(60_000) }).strict(),
   sip: z.object({
     engine: z.enum(['embedded', 'drachtio']),
     listen: z.array(listenSchema),

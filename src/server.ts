@@ -37,7 +37,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     ? createDrachtioEngine({ config, logger: engineLogger, metrics })
     : createEmbeddedEngine({ config, logger: engineLogger, metrics });
 
-  const presence = createPresence({ db, commit, logger: logger.child({ component: 'presence' }), metrics, nodeId: config.nodeId });
+  const presence = createPresence({ db, commit, logger: logger.child({ component: 'presence' }), metrics, nodeId: config.nodeId,
+    replyLogIntervalMs: config.db.replyLogIntervalMs });
   if (!config.sip.auth) {
     logger.warn('SIP authentication is OFF (sip.auth=false): every domain is served and anyone may SUBSCRIBE and PUBLISH. Use this only in a lab.');
   }
@@ -73,6 +74,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         await sip.stop();
         await engine.stop();
         await new Promise<void>((r) => { http.close(() => r()); http.closeAllConnections(); });
+        presence.flush();
         commit.flush();
         metrics.stop();
         db.close();

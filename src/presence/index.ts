@@ -8,6 +8,6 @@ import { Presence } from './presence.js';
 export { Presence, presentityKey, normalizePresentity, isEventPackage, randomToken } from './presence.js';
 export type { Subscription, Publication, StateChange, CurrentState, RestoreResult } from './presence.js';
 
-export function createPresence(opts: { db: Db; commit: GroupCommit; logger: Logger; metrics: Metrics; nodeId: string; now?: () => number }): Presence {
+export function createPresence(opts: { db: Db; commit: GroupCommit; logger: Logger; metrics: Metrics; nodeId: string; now?: () => number; replyLogIntervalMs?: number }): Presence {
   return new Presence({ ...opts, packages: PACKAGES });
 }

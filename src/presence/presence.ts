@@ -26,6 +26,8 @@ export interface PresenceOptions {
   nodeId: string;
   now?: () => number;
   packages: PackageSet;
+  /** How long answers to NOTIFYs (shown by the API) may wait before they are written; see SubscriptionStore. */
+  replyLogIntervalMs?: number;
 }
 
 export interface RestoreResult {
@@ -92,7 +94,7 @@ export class Presence implements PresenceService {
     this.packages = opts.packages;
     this.logger = opts.logger;
     this.metrics = opts.metrics;
-    this.subStore = new SubscriptionStore(opts.db, opts.commit);
+    this.subStore = new SubscriptionStore(opts.db, opts.commit, { replyLogIntervalMs: opts.replyLogIntervalMs });
     this.pubStore = new PublicationStore(opts.db, opts.commit);
     this.hub = new Hub(this.packages, {
       publications: (presentity, event) => this.pubs.of(presentity, event).map(toInput),
@@ -234,7 +236,7 @@ export class Presence implements PresenceService {
     if (!this.subs.remove(s)) return Promise.resolve();
     this.metrics.subscriptions.dec({ event: s.event, transport: s.transport });
     this.logger.info({ subscription: s.id, event: s.event, presentity: s.presentity, watcher: s.watcherUri, reason }, 'subscription ended');
-    return this.subStore.remove(s.id);
+    return this.subStore.remove(s);
   }
 
   /** The caller has advanced localCseq and notifyVersion; commit them before the NOTIFY leaves. */
@@ -257,7 +259,12 @@ export class Presence implements PresenceService {
     s.lastNotifyCseq = cseq;
     s.lastNotifyReply = status;
     if (this.subs.get(s.id) !== s) return;
-    this.subStore.notifyReply(s.id, cseq, status, body.toString('utf8')).catch((err) => this.writeFailed(err));
+    this.subStore.noteReply(s, cseq, status, body);
+  }
+
+  /** Write what is still only in memory (answers to NOTIFYs) into the next transaction; call before the last flush. */
+  flush(): void {
+    this.subStore.flushReplies().catch((err) => this.writeFailed(err));
   }
 
   expiredSubscriptions(now = this.now()): Subscription[] {
@@ -398,7 +405,7 @@ export class Presence implements PresenceService {
   }
 
   private view(s: Subscription): SubscriptionView {
-    const body = s.lastNotifyReply === 0 ? 'undefined' : this.subStore.lastNotifyBody(s.id) ?? 'undefined';
+    const body = s.lastNotifyReply === 0 ? 'undefined' : this.subStore.lastNotifyBody(s) ?? 'undefined';
     return {
       id: s.id, callId: s.callId, event: s.event, presentity: s.presentity, watcher: s.watcherUri,
       expires: s.expires, expiresAt: s.expiresAt, updatedAt: s.updatedAt, transport: s.transport,

@@ -1,12 +1,18 @@
-// Subscriptions on disk: one row per RFC 6665 subscription with its whole dialog state (RFC 3261 §12.1.1), so a
-// restarted node can send the next in-dialog NOTIFY with CSeq and version still going up. Prepared statements
-// only; every write goes through the group commit so one event-loop turn is one transaction.
+// Subscriptions on disk: each RFC 6665 subscription with its whole dialog state (RFC 3261 §12.1.1), so a restarted
+// node can send the next in-dialog NOTIFY with CSeq and version still going up. The dialog and the NOTIFY counters
+// are two narrow tables keyed by `seq` (migration 004); the `subscriptions` view joins them for readers. Prepared
+// statements only; every write goes through the group commit so one event-loop turn is one transaction.
 import type { Db, GroupCommit } from './db.js';
 
 export type SubscriptionTransport = 'udp' | 'tcp' | 'ws';
 
 /** The persistent part of a subscription, as the domain keeps it in memory. */
 export interface SubscriptionRecord {
+  /**
+   * The row key on disk (INTEGER rowid of subscription_dialogs/subscription_counters), given by the store when the
+   * subscription is first inserted; absent until then.
+   */
+  seq?: number;
   id: string;
   event: 'dialog' | 'presence' | 'message-summary';
   /** The `id` parameter of the Event header (RFC 6665 §8.2.1), or null. */
@@ -49,14 +55,14 @@ export interface SubscriptionRecord {
   userAgent: string | null;
 }
 
-const COLUMNS = `id, event, event_id, presentity, domain, watcher_uri, call_id, local_tag, remote_tag, local_uri,
+const COLUMNS = `seq, id, event, event_id, presentity, domain, watcher_uri, call_id, local_tag, remote_tag, local_uri,
   remote_uri, remote_target, route_set, local_cseq, remote_cseq, notify_version, accept, transport, flow_id,
   source_address, source_port, identity, expires, expires_at, node_id, created_at, updated_at, last_notify_cseq,
   last_notify_reply, user_agent`;
 
 /** One row in COLUMNS order; raw (array) rows load several times faster than objects for 100k subscriptions. */
 type RawRow = [
-  string, string, string | null, string, string, string, string, string, string, string,
+  number, string, string, string | null, string, string, string, string, string, string, string,
   string, string, string, number, number, number, string | null, string, string | null,
   string | null, number | null, string | null, number, number, string, number, number, number,
   number, string | null,
@@ -79,13 +85,13 @@ function interner(): <T extends string | null>(v: T) => T {
 
 function fromRaw(r: RawRow, intern: ReturnType<typeof interner>): SubscriptionRecord {
   return {
-    id: r[0], event: intern(r[1]) as SubscriptionRecord['event'], eventId: r[2], presentity: intern(r[3]), domain: intern(r[4]),
-    watcherUri: r[5], callId: r[6], localTag: r[7], remoteTag: r[8], localUri: r[9], remoteUri: r[10],
-    remoteTarget: r[11], routeSet: r[12] === '[]' ? EMPTY_ROUTE : (JSON.parse(r[12]) as string[]),
-    localCseq: r[13], remoteCseq: r[14], notifyVersion: r[15], accept: intern(r[16]),
-    transport: intern(r[17]) as SubscriptionTransport, flowId: r[18], sourceAddress: intern(r[19]), sourcePort: r[20],
-    identity: intern(r[21]), expires: r[22], expiresAt: r[23], nodeId: intern(r[24]), createdAt: r[25], updatedAt: r[26],
-    lastNotifyCseq: r[27], lastNotifyReply: r[28], userAgent: intern(r[29]),
+    seq: r[0], id: r[1], event: intern(r[2]) as SubscriptionRecord['event'], eventId: r[3], presentity: intern(r[4]),
+    domain: intern(r[5]), watcherUri: r[6], callId: r[7], localTag: r[8], remoteTag: r[9], localUri: r[10],
+    remoteUri: r[11], remoteTarget: r[12], routeSet: r[13] === '[]' ? EMPTY_ROUTE : (JSON.parse(r[13]) as string[]),
+    localCseq: r[14], remoteCseq: r[15], notifyVersion: r[16], accept: intern(r[17]),
+    transport: intern(r[18]) as SubscriptionTransport, flowId: r[19], sourceAddress: intern(r[20]), sourcePort: r[21],
+    identity: intern(r[22]), expires: r[23], expiresAt: r[24], nodeId: intern(r[25]), createdAt: r[26], updatedAt: r[27],
+    lastNotifyCseq: r[28], lastNotifyReply: r[29], userAgent: intern(r[30]),
   };
 }
 
@@ -95,97 +101,184 @@ const LOAD_CHUNK = 5000;
 /** Shared by every subscription without Record-Route (most of them): one array, not 100k. */
 const EMPTY_ROUTE: string[] = [];
 
+/** How long the answer to a NOTIFY may wait in memory before it is written (see noteReply). */
+export const DEFAULT_REPLY_LOG_INTERVAL_MS = 1000;
+
+interface PendingReply {
+  cseq: number;
+  status: number;
+  body: Buffer | string;
+}
+
 export class SubscriptionStore {
-  private readonly insertStmt;
+  private readonly insertDialogStmt;
+  private readonly insertCountersStmt;
   private readonly refreshStmt;
-  private readonly notifyStmt;
+  private readonly countersStmt;
   private readonly replyStmt;
-  private readonly deleteStmt;
+  private readonly deleteDialogStmt;
+  private readonly deleteCountersStmt;
   private readonly allStmt;
   private readonly bodyStmt;
   private readonly countStmt;
+  private nextSeq: number;
+  /** Subscriptions whose NOTIFY counters go into the next transaction (one write for a whole fan-out). */
+  private counterBatch: Map<number, SubscriptionRecord> | undefined;
+  private counterBatchDurable: Promise<void> | undefined;
+  /** Answers to NOTIFYs not yet written (see noteReply). */
+  private readonly replies = new Map<SubscriptionRecord, PendingReply>();
+  private replyTimer: NodeJS.Timeout | undefined;
+  private readonly replyLogIntervalMs: number;
 
-  constructor(private readonly db: Db, private readonly commit: GroupCommit) {
-    this.insertStmt = db.prepare(`INSERT INTO subscriptions (${COLUMNS}) VALUES (
-      @id, @event, @event_id, @presentity, @domain, @watcher_uri, @call_id, @local_tag, @remote_tag, @local_uri,
-      @remote_uri, @remote_target, @route_set, @local_cseq, @remote_cseq, @notify_version, @accept, @transport, @flow_id,
-      @source_address, @source_port, @identity, @expires, @expires_at, @node_id, @created_at, @updated_at,
-      @last_notify_cseq, @last_notify_reply, @user_agent)`);
-    this.refreshStmt = db.prepare(`UPDATE subscriptions SET expires = ?, expires_at = ?, remote_cseq = ?,
-      remote_target = ?, transport = ?, flow_id = ?, source_address = ?, source_port = ?, updated_at = ? WHERE id = ?`);
-    this.notifyStmt = db.prepare('UPDATE subscriptions SET local_cseq = ?, notify_version = ? WHERE id = ?');
-    this.replyStmt = db.prepare(`UPDATE subscriptions SET last_notify_cseq = ?, last_notify_reply = ?, last_notify_body = ?
-      WHERE id = ?`);
-    this.deleteStmt = db.prepare('DELETE FROM subscriptions WHERE id = ?');
-    this.allStmt = db.prepare(`SELECT ${COLUMNS}, rowid FROM subscriptions WHERE rowid > ? ORDER BY rowid LIMIT ${LOAD_CHUNK}`).raw();
-    this.bodyStmt = db.prepare('SELECT last_notify_body AS body FROM subscriptions WHERE id = ?').pluck();
-    this.countStmt = db.prepare('SELECT count(*) FROM subscriptions').pluck();
+  constructor(private readonly db: Db, private readonly commit: GroupCommit, opts: { replyLogIntervalMs?: number } = {}) {
+    this.replyLogIntervalMs = opts.replyLogIntervalMs ?? DEFAULT_REPLY_LOG_INTERVAL_MS;
+    this.insertDialogStmt = db.prepare(`INSERT INTO subscription_dialogs (seq, id, event, event_id, presentity, domain,
+      watcher_uri, call_id, local_tag, remote_tag, local_uri, remote_uri, remote_target, route_set, remote_cseq, accept,
+      transport, flow_id, source_address, source_port, identity, expires, expires_at, node_id, created_at, updated_at,
+      last_notify_cseq, last_notify_reply, user_agent) VALUES (@seq, @id, @event, @event_id, @presentity, @domain,
+      @watcher_uri, @call_id, @local_tag, @remote_tag, @local_uri, @remote_uri, @remote_target, @route_set,
+      @remote_cseq, @accept, @transport, @flow_id, @source_address, @source_port, @identity, @expires, @expires_at,
+      @node_id, @created_at, @updated_at, @last_notify_cseq, @last_notify_reply, @user_agent)`);
+    this.insertCountersStmt = db.prepare('INSERT INTO subscription_counters (seq, local_cseq, notify_version) VALUES (?, ?, ?)');
+    this.refreshStmt = db.prepare(`UPDATE subscription_dialogs SET expires = ?, expires_at = ?, remote_cseq = ?,
+      remote_target = ?, transport = ?, flow_id = ?, source_address = ?, source_port = ?, updated_at = ? WHERE seq = ?`);
+    this.countersStmt = db.prepare('UPDATE subscription_counters SET local_cseq = ?, notify_version = ? WHERE seq = ?');
+    this.replyStmt = db.prepare(`UPDATE subscription_dialogs SET last_notify_cseq = ?, last_notify_reply = ?,
+      last_notify_body = ? WHERE seq = ?`);
+    this.deleteDialogStmt = db.prepare('DELETE FROM subscription_dialogs WHERE seq = ?');
+    this.deleteCountersStmt = db.prepare('DELETE FROM subscription_counters WHERE seq = ?');
+    this.allStmt = db.prepare(`SELECT ${COLUMNS} FROM subscriptions WHERE seq > ? ORDER BY seq LIMIT ${LOAD_CHUNK}`).raw();
+    this.bodyStmt = db.prepare('SELECT last_notify_body AS body FROM subscription_dialogs WHERE seq = ?').pluck();
+    this.countStmt = db.prepare('SELECT count(*) FROM subscription_dialogs').pluck();
+    this.nextSeq = ((db.prepare('SELECT max(seq) FROM subscription_dialogs').pluck().get() as number | null) ?? 0) + 1;
   }
 
   /**
    * `localCseq`/`notifyVersion` default to the record's; the notifier side passes the numbers its initial NOTIFY
    * will use, so that NOTIFY needs no UPDATE before it leaves (RFC 3261 §12.2.1.1 still holds: they are on disk).
+   * Gives the record its `seq`.
    */
   insert(s: SubscriptionRecord, localCseq = s.localCseq, notifyVersion = s.notifyVersion): Promise<void> {
+    const seq = (s.seq ??= this.nextSeq++);
     const params = {
-      id: s.id, event: s.event, event_id: s.eventId, presentity: s.presentity, domain: s.domain,
+      seq, id: s.id, event: s.event, event_id: s.eventId, presentity: s.presentity, domain: s.domain,
       watcher_uri: s.watcherUri, call_id: s.callId, local_tag: s.localTag, remote_tag: s.remoteTag,
       local_uri: s.localUri, remote_uri: s.remoteUri, remote_target: s.remoteTarget,
-      route_set: JSON.stringify(s.routeSet), local_cseq: localCseq, remote_cseq: s.remoteCseq,
-      notify_version: notifyVersion, accept: s.accept, transport: s.transport, flow_id: s.flowId,
+      route_set: s.routeSet.length === 0 ? '[]' : JSON.stringify(s.routeSet), remote_cseq: s.remoteCseq,
+      accept: s.accept, transport: s.transport, flow_id: s.flowId,
       source_address: s.sourceAddress, source_port: s.sourcePort,
       identity: s.identity,
       expires: s.expires, expires_at: s.expiresAt, node_id: s.nodeId, created_at: s.createdAt,
       updated_at: s.updatedAt, last_notify_cseq: s.lastNotifyCseq, last_notify_reply: s.lastNotifyReply,
       user_agent: s.userAgent,
     };
-    return this.commit.write(() => { this.insertStmt.run(params); });
+    return this.commit.write(() => {
+      this.insertDialogStmt.run(params);
+      this.insertCountersStmt.run(seq, localCseq, notifyVersion);
+    });
   }
 
   /** A refresh (RFC 6665 §4.1.2.2) moves the expiry and, as a target refresh, the remote target and flow. */
   refresh(s: SubscriptionRecord): Promise<void> {
+    const seq = s.seq;
+    if (seq === undefined) return notStored(s);
     const args = [s.expires, s.expiresAt, s.remoteCseq, s.remoteTarget, s.transport, s.flowId, s.sourceAddress,
-      s.sourcePort, s.updatedAt, s.id] as const;
+      s.sourcePort, s.updatedAt, seq] as const;
     return this.commit.write(() => { this.refreshStmt.run(...args); });
   }
 
-  /** Written before a NOTIFY leaves, so a restart never reuses a CSeq or a version (RFC 3261 §12.2.1.1). */
+  /**
+   * Written before a NOTIFY leaves, so a restart never reuses a CSeq or a version (RFC 3261 §12.2.1.1). Every
+   * NOTIFY prepared in one event-loop turn (a fan-out) shares one write and one promise; the numbers are read when
+   * the transaction runs, and they only ever grow, so a later value is as safe as the one asked for.
+   */
   notifySent(s: SubscriptionRecord): Promise<void> {
-    const args = [s.localCseq, s.notifyVersion, s.id] as const;
-    return this.commit.write(() => { this.notifyStmt.run(...args); });
+    const seq = s.seq;
+    if (seq === undefined) return notStored(s);
+    if (this.counterBatch === undefined) {
+      const batch = new Map<number, SubscriptionRecord>();
+      this.counterBatch = batch;
+      this.counterBatchDurable = this.commit.write(() => {
+        if (this.counterBatch === batch) this.counterBatch = undefined;
+        for (const [k, r] of batch) this.countersStmt.run(r.localCseq, r.notifyVersion, k);
+      });
+    }
+    this.counterBatch.set(seq, s);
+    return this.counterBatchDurable!;
   }
 
-  /** The last ANSWERED NOTIFY: its CSeq, the answer and its body, together (Kazoo's notify{} reports one NOTIFY). */
-  notifyReply(id: string, cseq: number, status: number, body: string): Promise<void> {
-    return this.commit.write(() => { this.replyStmt.run(cseq, status, body, id); });
+  /**
+   * The last ANSWERED NOTIFY: its CSeq, the answer and its body, together (Kazoo's notify{} reports one NOTIFY).
+   * This is what the admin API shows, not what a restart needs (the counters above are), so it is written at most
+   * `replyLogIntervalMs` later, many answers in one transaction; after a crash it may be that much older.
+   */
+  noteReply(s: SubscriptionRecord, cseq: number, status: number, body: Buffer | string): void {
+    if (s.seq === undefined) return;
+    this.replies.set(s, { cseq, status, body });
+    if (this.replyTimer === undefined) {
+      this.replyTimer = setTimeout(() => {
+        this.replyTimer = undefined;
+        this.flushReplies();
+      }, this.replyLogIntervalMs);
+      this.replyTimer.unref();
+    }
   }
 
-  remove(id: string): Promise<void> {
-    return this.commit.write(() => { this.deleteStmt.run(id); });
+  /** Queue the pending answers into the next transaction now (at shutdown; the caller then flushes the commit). */
+  flushReplies(): Promise<void> {
+    if (this.replyTimer !== undefined) {
+      clearTimeout(this.replyTimer);
+      this.replyTimer = undefined;
+    }
+    if (this.replies.size === 0 || !this.db.open) return Promise.resolve();
+    const batch = [...this.replies];
+    this.replies.clear();
+    return this.commit.write(() => {
+      for (const [r, p] of batch) {
+        this.replyStmt.run(p.cseq, p.status, typeof p.body === 'string' ? p.body : p.body.toString('utf8'), r.seq!);
+      }
+    });
+  }
+
+  remove(s: SubscriptionRecord): Promise<void> {
+    this.replies.delete(s);
+    const seq = s.seq;
+    if (seq === undefined) return Promise.resolve();
+    this.counterBatch?.delete(seq);
+    return this.commit.write(() => {
+      this.deleteDialogStmt.run(seq);
+      this.deleteCountersStmt.run(seq);
+    });
   }
 
   loadAll(): SubscriptionRecord[] {
     const out: SubscriptionRecord[] = [];
     const intern = interner();
-    // In chunks by rowid: as fast as one .all(), without holding every raw row of 100k at once.
+    // In chunks by seq: as fast as one .all(), without holding every raw row of 100k at once.
     let after = 0;
     for (;;) {
-      // Each raw row is COLUMNS followed by the rowid.
-      const rows = this.allStmt.all(after) as Array<RawRow & { 30: number }>;
+      const rows = this.allStmt.all(after) as RawRow[];
       for (const r of rows) out.push(fromRaw(r, intern));
       if (rows.length < LOAD_CHUNK) break;
-      after = rows[rows.length - 1]![30];
+      after = rows[rows.length - 1]![0];
     }
     return out;
   }
 
-  /** The body of the last NOTIFY as committed (the admin API shows it; not kept in memory). */
-  lastNotifyBody(id: string): string | undefined {
-    const v = this.bodyStmt.get(id) as string | null | undefined;
+  /** The body of the last answered NOTIFY (the admin API shows it; not kept in memory once written). */
+  lastNotifyBody(s: SubscriptionRecord): string | undefined {
+    const pending = this.replies.get(s);
+    if (pending !== undefined) return typeof pending.body === 'string' ? pending.body : pending.body.toString('utf8');
+    if (s.seq === undefined) return undefined;
+    const v = this.bodyStmt.get(s.seq) as string | null | undefined;
     return v ?? undefined;
   }
 
   count(): number {
     return this.countStmt.get() as number;
   }
+}
+
+function notStored(s: SubscriptionRecord): Promise<never> {
+  return Promise.reject(new Error(`subscription ${s.id} is not stored`));
 }

@@ -27,12 +27,12 @@ async function setup(overrides: Record<string, unknown> = {}, file?: string, clo
   const commit = new GroupCommit(db);
   const config = testConfig(file, overrides);
   const metrics = createMetrics();
-  const presence = new Presence({ db, commit, logger: silentLogger, metrics, nodeId: 'n1', now: () => clock.t, packages: PACKAGES });
+  const presence = new Presence({ db, commit, logger: silentLogger, metrics, nodeId: 'n1', now: () => clock.t, packages: PACKAGES, replyLogIntervalMs: 0 });
   const engine = new FakeEngine();
   const face = createSipFace({ engine, presence, auth: openAuthenticator, config, db, commit, logger: silentLogger, metrics, sweepIntervalMs: 10 });
   await face.start();
   let stopped = false;
-  const stop = async () => { if (stopped) return; stopped = true; await face.stop(); commit.flush(); metrics.stop(); db.close(); };
+  const stop = async () => { if (stopped) return; stopped = true; await face.stop(); presence.flush(); commit.flush(); metrics.stop(); db.close(); };
   stops.push(stop);
   if (cleanup) stops.unshift(cleanup);
   const h: H = {

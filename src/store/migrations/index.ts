@@ -3,5 +3,6 @@ import type { Migration } from '../db.js';
 import { presenceMigration } from './001_presence.js';
 import { directoryMigration } from './002_directory.js';
 import { securityMigration } from './003_security.js';
+import { subscriptionSplitMigration } from './004_subscription_split.js';
 
-export const MIGRATIONS: Migration[] = [presenceMigration, directoryMigration, securityMigration];
+export const MIGRATIONS: Migration[] = [presenceMigration, directoryMigration, securityMigration, subscriptionSplitMigration];
