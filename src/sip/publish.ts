@@ -62,13 +62,17 @@ export async function handlePublish(ctx: FaceContext, tx: ServerTransaction): Pr
     return;
   }
   let contentType: string | null = null;
+  // The publication keeps its own copy of the body (req.body is a view into the whole datagram or stream chunk).
+  // The copy is the Buffer validated: the packages memoise their parse by Buffer, so the composition that follows
+  // reads the result of this validation instead of parsing the body a second time.
+  const body = hasBody ? Buffer.from(req.body) : req.body;
   if (hasBody) {
     contentType = mediaTypeOf(header(req, 'content-type'));
     if (!contentType || !pkg.acceptsPublish.includes(contentType)) {
       tx.respond({ status: 415, reason: 'Unsupported Media Type', headers: [['Accept', pkg.acceptsPublish.join(', ')]] });
       return;
     }
-    const invalid = pkg.validate(req.body, contentType);
+    const invalid = pkg.validate(body, contentType);
     if (invalid !== null) {
       tx.respond({ status: 400, reason: reasonPhrase('Bad Body', invalid) });
       return;
@@ -81,13 +85,13 @@ export async function handlePublish(ctx: FaceContext, tx: ServerTransaction): Pr
         overloaded(ctx, tx, 'publicationsPerAor', 503);
         return;
       }
-      result = await presence.publish({ presentity, event: pkg.name, contentType: contentType!, body: Buffer.from(req.body), expires });
+      result = await presence.publish({ presentity, event: pkg.name, contentType: contentType!, body, expires });
       metrics.publishes.inc({ kind: 'initial' });
     } else if (!hasBody) {
       result = await presence.updatePublication(pub, expires);
       metrics.publishes.inc({ kind: 'refresh' });
     } else {
-      result = await presence.updatePublication(pub, expires, { contentType: contentType!, body: Buffer.from(req.body) });
+      result = await presence.updatePublication(pub, expires, { contentType: contentType!, body });
       metrics.publishes.inc({ kind: 'modify' });
     }
     // Step 8: a new entity-tag each time; the old one stops matching.
