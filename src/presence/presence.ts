@@ -139,7 +139,7 @@ export class Presence implements PresenceService {
       // Expired ones too, for a moment: the state watchers last saw is composed from them (see below).
       this.pubs.add(p);
     }
-    if (expiredPubs.length > 0) void this.pubStore.remove(expiredPubs.map((p) => p.etag)).catch((err) => this.writeFailed(err));
+    if (expiredPubs.length > 0) void this.pubStore.remove(expiredPubs).catch((err) => this.writeFailed(err));
     const expired: Subscription[] = [];
     let loaded = 0;
     const gauge = new Map<string, number>();
@@ -309,7 +309,6 @@ export class Presence implements PresenceService {
   /** Refresh (no body) or modify (body): a new entity-tag every time (RFC 3903 §6 step 8). */
   async updatePublication(p: Publication, expires: number, body?: { contentType: string; body: Buffer }): Promise<Publication> {
     const now = this.now();
-    const old = p.etag;
     this.pubs.rekey(p, randomToken());
     p.expiresAt = now + expires * 1000;
     if (body) {
@@ -317,7 +316,7 @@ export class Presence implements PresenceService {
       p.body = body.body;
       p.updatedAt = now;
     }
-    await this.pubStore.replace(old, p);
+    await this.pubStore.replace(p);
     this.logger.info({ presentity: p.presentity, event: p.event, etag: p.etag, expires, kind: body ? 'modify' : 'refresh' }, 'publication accepted');
     if (body) this.hub.recompute(p.presentity, p.event, 'publish');
     return p;
@@ -326,7 +325,7 @@ export class Presence implements PresenceService {
   async removePublication(p: Publication, reason: 'removed' | 'expired'): Promise<void> {
     if (!this.pubs.remove(p)) return;
     this.metrics.publications.dec({ event: p.event });
-    await this.pubStore.remove([p.etag]);
+    await this.pubStore.remove([p]);
     this.logger.info({ presentity: p.presentity, event: p.event, etag: p.etag, reason }, 'publication removed');
     this.hub.recompute(p.presentity, p.event, reason === 'expired' ? 'expire' : 'publish');
   }
@@ -342,7 +341,7 @@ export class Presence implements PresenceService {
       touched.set(`${p.event}\n${p.presentity}`, { presentity: p.presentity, event: p.event });
       this.logger.info({ presentity: p.presentity, event: p.event, etag: p.etag, reason: 'expired' }, 'publication removed');
     }
-    this.pubStore.remove(expired.map((p) => p.etag)).catch((err) => this.writeFailed(err));
+    this.pubStore.remove(expired).catch((err) => this.writeFailed(err));
     for (const t of touched.values()) this.hub.recompute(t.presentity, t.event, 'expire');
     return expired.length;
   }
@@ -384,7 +383,7 @@ export class Presence implements PresenceService {
       this.metrics.publications.dec({ event: p.event });
     }
     this.manual.delete(key);
-    await Promise.all([this.pubStore.remove(gone.map((p) => p.etag)), this.pubStore.clearManual(key)]);
+    await Promise.all([this.pubStore.remove(gone), this.pubStore.clearManual(key)]);
     this.logger.info({ presentity: key, publications: gone.length, watchers: snapshot.length }, 'presentity reset');
     // Every watcher of all three packages gets the new full state (Kazoo presence-reset: a refresh, not a termination).
     for (const event of EVENT_PACKAGES) this.hub.recompute(key, event, 'reset');

@@ -1,9 +1,11 @@
 // Publications held by the event state compositor (RFC 3903 §6) and the admin's manual states. Prepared
-// statements only; writes go through the group commit. A refresh or modify issues a new entity-tag (§6 step 8),
-// so the row is re-keyed in place.
+// statements only; writes go through the group commit. Rows are keyed by `seq` (migration 005): a refresh or modify
+// issues a new entity-tag (§6 step 8), which is then an ordinary column update.
 import type { Db, GroupCommit } from './db.js';
 
 export interface PublicationRecord {
+  /** The row key on disk, given by the store when the publication is first inserted; absent until then. */
+  seq?: number;
   etag: string;
   /** `user@domain` */
   presentity: string;
@@ -23,7 +25,7 @@ export interface ManualStateRecord {
 }
 
 interface Row {
-  etag: string; presentity: string; event: string; expires_at: number; content_type: string; body: Buffer;
+  seq: number; etag: string; presentity: string; event: string; expires_at: number; content_type: string; body: Buffer;
   created_at: number; updated_at: number;
 }
 
@@ -35,39 +37,45 @@ export class PublicationStore {
   private readonly setManualStmt;
   private readonly clearManualStmt;
   private readonly allManualStmt;
+  private nextSeq: number;
 
   constructor(private readonly db: Db, private readonly commit: GroupCommit) {
-    this.insertStmt = db.prepare(`INSERT INTO publications (etag, presentity, event, expires_at, content_type, body,
-      created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.insertStmt = db.prepare(`INSERT INTO publications (seq, etag, presentity, event, expires_at, content_type, body,
+      created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     this.rekeyStmt = db.prepare(`UPDATE publications SET etag = ?, expires_at = ?, content_type = ?, body = ?,
-      updated_at = ? WHERE etag = ?`);
-    this.deleteStmt = db.prepare('DELETE FROM publications WHERE etag = ?');
-    this.allStmt = db.prepare(`SELECT etag, presentity, event, expires_at, content_type, body, created_at, updated_at
-      FROM publications ORDER BY created_at, rowid`);
+      updated_at = ? WHERE seq = ?`);
+    this.deleteStmt = db.prepare('DELETE FROM publications WHERE seq = ?');
+    this.allStmt = db.prepare(`SELECT seq, etag, presentity, event, expires_at, content_type, body, created_at, updated_at
+      FROM publications ORDER BY created_at, seq`);
+    this.nextSeq = ((db.prepare('SELECT max(seq) FROM publications').pluck().get() as number | null) ?? 0) + 1;
     this.setManualStmt = db.prepare(`INSERT INTO manual_states (presentity, event, state, updated_at) VALUES (?, ?, ?, ?)
       ON CONFLICT (presentity, event) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`);
     this.clearManualStmt = db.prepare('DELETE FROM manual_states WHERE presentity = ?');
     this.allManualStmt = db.prepare('SELECT presentity, event, state, updated_at FROM manual_states');
   }
 
+  /** Gives the record its `seq`. */
   insert(p: PublicationRecord): Promise<void> {
-    const args = [p.etag, p.presentity, p.event, p.expiresAt, p.contentType, p.body, p.createdAt, p.updatedAt] as const;
+    const args = [(p.seq ??= this.nextSeq++), p.etag, p.presentity, p.event, p.expiresAt, p.contentType, p.body, p.createdAt, p.updatedAt] as const;
     return this.commit.write(() => { this.insertStmt.run(...args); });
   }
 
   /** Refresh or modify: the publication gets its new entity-tag, expiry and (for a modify) body. */
-  replace(oldEtag: string, p: PublicationRecord): Promise<void> {
-    const args = [p.etag, p.expiresAt, p.contentType, p.body, p.updatedAt, oldEtag] as const;
+  replace(p: PublicationRecord): Promise<void> {
+    if (p.seq === undefined) return Promise.reject(new Error(`publication ${p.etag} is not stored`));
+    const args = [p.etag, p.expiresAt, p.contentType, p.body, p.updatedAt, p.seq] as const;
     return this.commit.write(() => { this.rekeyStmt.run(...args); });
   }
 
-  remove(etags: string[]): Promise<void> {
-    return this.commit.write(() => { for (const e of etags) this.deleteStmt.run(e); });
+  remove(pubs: PublicationRecord[]): Promise<void> {
+    const seqs = pubs.flatMap((p) => (p.seq === undefined ? [] : [p.seq]));
+    if (seqs.length === 0) return Promise.resolve();
+    return this.commit.write(() => { for (const seq of seqs) this.deleteStmt.run(seq); });
   }
 
   loadAll(): PublicationRecord[] {
     return (this.allStmt.all() as Row[]).map((r) => ({
-      etag: r.etag, presentity: r.presentity, event: r.event as PublicationRecord['event'], expiresAt: r.expires_at,
+      seq: r.seq, etag: r.etag, presentity: r.presentity, event: r.event as PublicationRecord['event'], expiresAt: r.expires_at,
       contentType: r.content_type, body: r.body, createdAt: r.created_at, updatedAt: r.updated_at,
     }));
   }

@@ -23,7 +23,7 @@ async function commits(ts: TestServer): Promise<number> {
 }
 
 describe('the database file', () => {
-  it('is in WAL mode, has migrations 1..4 applied once (also after a restart), and holds the whole dialog of a subscription', async () => {
+  it('is in WAL mode, has migrations 1..5 applied once (also after a restart), and holds the whole dialog of a subscription', async () => {
     const tmp = tempDbFile();
     cleanups.push(tmp.cleanup);
     let ts = await startTestServer({ dbFile: tmp.file });
@@ -40,7 +40,7 @@ describe('the database file', () => {
 
     expect(dbRows(tmp.file, 'PRAGMA journal_mode')[0].journal_mode).toBe('wal');
     const versions = dbRows(tmp.file, 'SELECT version FROM schema_migrations ORDER BY version').map((r) => r.version);
-    expect(versions).toEqual([1, 2, 3, 4]);
+    expect(versions).toEqual([1, 2, 3, 4, 5]);
     const row = dbRows(tmp.file, 'SELECT * FROM subscriptions WHERE call_id = ?', callId)[0];
     // Everything an in-dialog NOTIFY needs after a restart (RFC 3261 §12.1.1): Call-ID, both tags, both URIs,
     // remote target, route set, both CSeqs, flow, version, event, Accept, watcher, presentity, expiry, owner node.

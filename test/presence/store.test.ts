@@ -3,7 +3,7 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { openDatabase, GroupCommit, type Db } from '../../src/store/db.js';
 import { SubscriptionStore, type SubscriptionRecord } from '../../src/store/subscriptions.js';
-import { PublicationStore } from '../../src/store/publications.js';
+import { PublicationStore, type PublicationRecord } from '../../src/store/publications.js';
 import { tempDbFile } from '../helpers/server.js';
 
 function sub(id: string, over: Partial<SubscriptionRecord> = {}): SubscriptionRecord {
@@ -100,14 +100,17 @@ describe('PublicationStore', () => {
     const a = open(tmp.file);
     const p = new PublicationStore(a.db, a.commit);
     const base = { presentity: '201@example.com', event: 'dialog' as const, contentType: 'application/dialog-info+xml', body: Buffer.from('<x/>') };
-    await p.insert({ ...base, etag: 'e1', expiresAt: 10, createdAt: 1, updatedAt: 1 });
-    await p.insert({ ...base, etag: 'e2', expiresAt: 10, createdAt: 2, updatedAt: 2 });
-    await p.replace('e1', { ...base, etag: 'e1b', expiresAt: 20, createdAt: 1, updatedAt: 3, body: Buffer.from('<y/>') });
+    const e1: PublicationRecord = { ...base, etag: 'e1', expiresAt: 10, createdAt: 1, updatedAt: 1 };
+    const e2: PublicationRecord = { ...base, etag: 'e2', expiresAt: 10, createdAt: 2, updatedAt: 2 };
+    await p.insert(e1);
+    await p.insert(e2);
+    Object.assign(e1, { etag: 'e1b', expiresAt: 20, updatedAt: 3, body: Buffer.from('<y/>') });
+    await p.replace(e1);
     const rows = p.loadAll();
     expect(rows.map((r) => r.etag)).toEqual(['e1b', 'e2']);
     expect(rows[0]!.body.toString()).toBe('<y/>');
     expect(rows[0]!.expiresAt).toBe(20);
-    await p.remove(['e2']);
+    await p.remove([e2]);
     expect(p.loadAll().map((r) => r.etag)).toEqual(['e1b']);
     await p.setManual({ presentity: '201@example.com', event: 'dialog', state: 'early', updatedAt: 1 });
     await p.setManual({ presentity: '201@example.com', event: 'dialog', state: 'confirmed', updatedAt: 2 });

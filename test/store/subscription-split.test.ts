@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { openDatabase, migrate, GroupCommit, type Db } from '../../src/store/db.js';
 import { MIGRATIONS } from '../../src/store/migrations/index.js';
 import { SubscriptionStore, type SubscriptionRecord } from '../../src/store/subscriptions.js';
+import { PublicationStore } from '../../src/store/publications.js';
 import { tempDbFile } from '../helpers/server.js';
 
 function sub(id: string, over: Partial<SubscriptionRecord> = {}): SubscriptionRecord {
@@ -54,7 +55,7 @@ describe('migration 004 (subscription split)', () => {
     old.close();
 
     const { db } = open(tmp.file);
-    expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(4);
+    expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(MIGRATIONS.at(-1)!.version);
     expect(db.prepare("SELECT type FROM sqlite_master WHERE name = 'subscriptions'").pluck().get()).toBe('view');
     const rows = db.prepare('SELECT * FROM subscriptions ORDER BY id').all() as Array<Record<string, unknown>>;
     expect(rows).toHaveLength(2);
@@ -68,6 +69,31 @@ describe('migration 004 (subscription split)', () => {
     const c = sub('c');
     await store.insert(c);
     expect(c.seq).toBe(Math.max(...loaded.map((r) => r.seq!)) + 1);
+  });
+});
+
+describe('migration 005 (publication keys)', () => {
+  it('keeps every publication of an older database, in order, re-keyed by seq without secondary indexes', async () => {
+    const tmp = tempDbFile();
+    cleanups.push(tmp.cleanup);
+    const old = new Database(tmp.file);
+    migrate(old, MIGRATIONS.filter((m) => m.version <= 4));
+    const ins = old.prepare('INSERT INTO publications (etag, presentity, event, expires_at, content_type, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    ins.run('e-new', '201@x', 'dialog', 99, 'application/dialog-info+xml', Buffer.from('<b/>'), 20, 20);
+    ins.run('e-old', '201@x', 'dialog', 99, 'application/dialog-info+xml', Buffer.from('<a/>'), 10, 10);
+    old.close();
+    const { db, commit } = open(tmp.file);
+    const store = new PublicationStore(db, commit);
+    const loaded = store.loadAll();
+    expect(loaded.map((p) => [p.etag, p.body.toString()])).toEqual([['e-old', '<a/>'], ['e-new', '<b/>']]);
+    expect(db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'publications'").pluck().get()).toBe(0);
+    // A refresh re-tags the same row (RFC 3903 §6 step 8); the old tag is gone from disk.
+    const p = loaded[0]!;
+    p.etag = 'e-old-2';
+    await store.replace(p);
+    expect(db.prepare('SELECT etag FROM publications ORDER BY seq').pluck().all()).toEqual(['e-new', 'e-old-2']);
+    await store.remove([p]);
+    expect(db.prepare('SELECT etag FROM publications').pluck().all()).toEqual(['e-new']);
   });
 });
 
