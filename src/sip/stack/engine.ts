@@ -412,7 +412,7 @@ class EmbeddedEngine implements SipEngine {
     // Symmetric response routing (RFC 3581 §4) whether or not the client asked for rport: SIP.js and phones
     // behind NAT put unreachable sent-by values in Via, and the source address is the one that works.
     return (data) => {
-      void udp?.send(data, flow.remoteAddress, flow.remotePort);
+      udp?.send(data, flow.remoteAddress, flow.remotePort);
       return udp !== undefined;
     };
   }
@@ -674,9 +674,10 @@ class EmbeddedEngine implements SipEngine {
     const remote = hostport(remoteAddress, remotePort);
     const isNotify = spec.method === 'NOTIFY';
     const write = target.kind === 'udp'
-      ? (d: Buffer) => {
+      ? (d: Buffer, report?: (ok: boolean) => void) => {
           if (traced) this.trace('out', flowDesc, remote, d);
-          return target.transport.send(d, target.address, target.port);
+          target.transport.send(d, target.address, target.port, report);
+          return undefined;
         }
       : (d: Buffer) => {
           if (traced) this.trace('out', flowDesc, remote, d);

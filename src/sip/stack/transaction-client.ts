@@ -18,8 +18,12 @@ export interface ClientTxOptions {
   request: Buffer;
   reliable: boolean;
   timers: SipTimers;
-  /** Write the request; false or a rejected promise means the transport failed (§17.1.4). */
-  send(data: Buffer): boolean | Promise<boolean>;
+  /**
+   * Write the request; false or a rejected promise means the transport failed (§17.1.4). On the first
+   * transmission `report` is given too: a transport that learns the result later (UDP's send callback) returns
+   * undefined and calls it instead, without a promise per request.
+   */
+  send(data: Buffer, report?: (ok: boolean) => void): boolean | Promise<boolean> | undefined;
   onRetransmit?(): void;
   onTerminated(tx: NonInviteClientTransaction): void;
 }
@@ -48,18 +52,22 @@ export class NonInviteClientTransaction {
     this.transmit(true);
   }
 
+  // A failed retransmission over UDP is not fatal: the next one or Timer F decides (§17.1.4 is about the
+  // transport reporting failure for the request as such, which we take from the first send).
+  private readonly onFirstSent = (ok: boolean): void => {
+    if (!ok) this.transportError();
+  };
+
   private transmit(first: boolean): void {
-    let r: boolean | Promise<boolean>;
+    let r: boolean | Promise<boolean> | undefined;
     try {
-      r = this.opts.send(this.opts.request);
+      r = first ? this.opts.send(this.opts.request, this.onFirstSent) : this.opts.send(this.opts.request);
     } catch {
       r = false;
     }
-    // A failed retransmission over UDP is not fatal: the next one or Timer F decides (§17.1.4 is about the
-    // transport reporting failure for the request as such, which we take from the first send).
-    const onResult = (ok: boolean) => { if (!ok && first) this.transportError(); };
-    if (typeof r === 'boolean') onResult(r);
-    else r.then(onResult, () => onResult(false));
+    if (r === undefined || !first) return;
+    if (typeof r === 'boolean') this.onFirstSent(r);
+    else r.then(this.onFirstSent, () => this.onFirstSent(false));
   }
 
   private onTimerE(): void {

@@ -1,7 +1,8 @@
 // UDP transport (RFC 3261 §18): one datagram is one message. The socket is also the local end of every UDP flow
 // that arrives on it, and the one NOTIFYs to those flows leave from.
 import dgram from 'node:dgram';
-import { isIPv4, isIPv6 } from 'node:net';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 import type { Logger } from '../../log.js';
 
 /**
@@ -10,6 +11,22 @@ import type { Logger } from '../../log.js';
  * the answers overflow the buffer and come back only as Timer E retransmissions.
  */
 export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
+/**
+ * dgram resolves every destination through dns.lookup, which answers even an IP literal a tick later with a
+ * callback and async bookkeeping per datagram. Our destinations are nearly always literals (the source address of
+ * the flow, RFC 3581 §4): answer those at once, so a send is one synchronous call; names still go to dns.lookup.
+ */
+function lookupLiteral(hostname: string, options: number | LookupOneOptions, callback: LookupCallback): void {
+  const family = isIP(hostname);
+  if (family !== 0) {
+    callback(null, hostname, family);
+    return;
+  }
+  dnsLookup(hostname, options as LookupOneOptions, callback);
+}
 
 export interface UdpTransportOptions {
   address: string;
@@ -32,7 +49,7 @@ export class UdpTransport {
 
   start(): Promise<{ address: string; port: number }> {
     this.v6 = isIPv6(this.opts.address);
-    const socket = dgram.createSocket({ type: this.v6 ? 'udp6' : 'udp4', reuseAddr: false });
+    const socket = dgram.createSocket({ type: this.v6 ? 'udp6' : 'udp4', reuseAddr: false, lookup: lookupLiteral as never });
     this.socket = socket;
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => {
@@ -61,22 +78,30 @@ export class UdpTransport {
     });
   }
 
-  /** Send one datagram; resolves false on a local send error (the caller maps that to transport-error). */
-  send(data: Buffer, address: string, port: number): Promise<boolean> {
+  /**
+   * Send one datagram. `done`, when given, learns whether the local send succeeded (false on a send error, which
+   * the caller maps to transport-error, RFC 3261 §17.1.4); without it nothing is allocated to wait for the answer:
+   * responses and retransmissions, whose failure changes nothing, are sent that way.
+   */
+  send(data: Buffer, address: string, port: number, done?: (ok: boolean) => void): void {
     const socket = this.socket;
-    if (!socket) return Promise.resolve(false);
+    if (!socket) {
+      done?.(false);
+      return;
+    }
     const to = this.v6 && isIPv4(address) ? `::ffff:${address}` : address;
-    return new Promise((resolve) => {
-      try {
+    try {
+      if (done === undefined) socket.send(data, port, to);
+      else {
         socket.send(data, port, to, (err) => {
           if (err) this.opts.logger.debug({ transport: 'udp', address, port, err: err.message }, 'UDP send failed');
-          resolve(!err);
+          done(!err);
         });
-      } catch (err) {
-        this.opts.logger.debug({ transport: 'udp', address, port, err: (err as Error).message }, 'UDP send failed');
-        resolve(false);
       }
-    });
+    } catch (err) {
+      this.opts.logger.debug({ transport: 'udp', address, port, err: (err as Error).message }, 'UDP send failed');
+      done?.(false);
+    }
   }
 
   close(): Promise<void> {
