@@ -39,6 +39,14 @@ export function mediaType(contentType: string): string {
   return (semi < 0 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
 }
 
+/**
+ * Whether a Content-Type value names this media type (lower-case, no parameters). Stored publications already
+ * hold the bare lower-case media type, so the common case is one string comparison, not a slice, trim and case fold.
+ */
+export function isMediaType(contentType: string, type: string): boolean {
+  return contentType === type || mediaType(contentType) === type;
+}
+
 /** The user part of a SIP/SIPS/pres URI (`sip:201@example.com` → `201`), or '' when it has none. */
 export function userPart(uri: string): string {
   let rest = uri.trim();
@@ -62,7 +70,12 @@ export function looksLikeUri(value: string): boolean {
  * Publications oldest first by their last modify, ties kept in the given order, so "newest wins" means "last
  * wins" wherever a package merges (RFC 3903 §4: each publication is one source's state).
  */
-export function oldestFirst<T extends { updatedAt: number }>(pubs: readonly T[]): T[] {
+export function oldestFirst<T extends { updatedAt: number }>(pubs: readonly T[]): readonly T[] {
+  // The registry hands them over in arrival order, which is already oldest first unless one was modified since:
+  // then no copy and no sort.
+  let sorted = true;
+  for (let i = 1; i < pubs.length && sorted; i++) sorted = pubs[i - 1]!.updatedAt <= pubs[i]!.updatedAt;
+  if (sorted) return pubs;
   return pubs.map((p, i) => ({ p, i })).sort((a, b) => a.p.updatedAt - b.p.updatedAt || a.i - b.i).map((x) => x.p);
 }
 

@@ -15,7 +15,7 @@
 import type { ManualDialogState } from '../service.js';
 import type { ComposedState, EventPackage, PublicationInput, RenderedBody } from './types.js';
 import type { BodyLimits } from './common.js';
-import { mediaType, resolveLimits, userPart, looksLikeUri, oldestFirst } from './common.js';
+import { isMediaType, resolveLimits, userPart, looksLikeUri, oldestFirst } from './common.js';
 import { attr, child, children, escapeXml, readXml, type XmlElement } from './xml.js';
 
 export const DIALOG_INFO_NS = 'urn:ietf:params:xml:ns:dialog-info';
@@ -299,6 +299,84 @@ class DialogInfoBody implements RenderedBody {
   }
 }
 
+const NO_DIALOGS: readonly DialogEntry[] = Object.freeze([]);
+
+/**
+ * The merge of one presentity's publications: dialogs by id in order of first appearance, each as the newest
+ * publication reports it. It is kept with the state it produced, so that the next composition applies only what
+ * changed (a publication added, modified or gone) instead of re-merging every live publication: with a PBX that
+ * publishes each call on its own, a busy extension holds dozens of them.
+ */
+class DialogMerge {
+  /** The publications merged, oldest first, by body (a modify brings a new Buffer) and content type... */
+  private bodies: Buffer[] = [];
+  private contentTypes: string[] = [];
+  /** ...and the dialogs each one gave. */
+  private given: (readonly DialogEntry[])[] = [];
+  private readonly byId = new Map<string, DialogEntry>();
+  /** Some id came from more than one publication: when one goes, finding who reports it now needs a full merge. */
+  private overlapping = false;
+
+  /**
+   * Bring the merge to `ordered` (oldest first). False when that cannot be done by removing and appending: the
+   * caller merges afresh. Removing a publication that alone gave its ids and appending newer ones is exactly what
+   * merging everything again would give, Map order included.
+   */
+  update(ordered: readonly PublicationInput[], dialogsOf: (p: PublicationInput) => readonly DialogEntry[]): boolean {
+    const m = this.bodies.length;
+    let i = 0;
+    let j = 0;
+    let removed: number[] | undefined;
+    for (; i < m; i++) {
+      const p = ordered[j];
+      if (p !== undefined && p.body === this.bodies[i] && p.contentType === this.contentTypes[i]) j++;
+      else (removed ??= []).push(i);
+    }
+    if (removed !== undefined) {
+      if (this.overlapping) return false;
+      for (const k of removed) for (const d of this.given[k]!) this.byId.delete(d.id!);
+      const keep = (_: unknown, k: number): boolean => !removed!.includes(k);
+      this.bodies = this.bodies.filter(keep);
+      this.contentTypes = this.contentTypes.filter(keep);
+      this.given = this.given.filter(keep);
+    }
+    for (; j < ordered.length; j++) {
+      const p = ordered[j]!;
+      const dialogs = dialogsOf(p);
+      this.bodies.push(p.body);
+      this.contentTypes.push(p.contentType);
+      this.given.push(dialogs);
+      for (const d of dialogs) {
+        // Newest wins, in the place where the id first appeared (Map.set keeps the insertion order).
+        if (this.byId.has(d.id!)) this.overlapping = true;
+        this.byId.set(d.id!, d);
+      }
+    }
+    return true;
+  }
+
+  /**
+   * The dialogs to report, at most `max`: the live ones most active first (see ACTIVITY), ties in order of first
+   * appearance; ended ones are noise beside a live one, and when all have ended they are the coherent end report
+   * (RFC 4235 §4.3).
+   */
+  chosen(max: number): DialogEntry[] {
+    const counts = [0, 0, 0, 0, 0];
+    for (const d of this.byId.values()) counts[ACTIVITY[d.state]]!++;
+    const out: DialogEntry[] = [];
+    const live = counts[1]! + counts[2]! + counts[3]! + counts[4]!;
+    for (let level = 4; level >= (live > 0 ? 1 : 0) && out.length < max; level--) {
+      if (counts[level] === 0) continue;
+      for (const d of this.byId.values()) {
+        if (ACTIVITY[d.state] !== level) continue;
+        out.push(d);
+        if (out.length >= max) break;
+      }
+    }
+    return out;
+  }
+}
+
 export function createDialogPackage(limitsIn?: Partial<BodyLimits>): EventPackage {
   const limits = resolveLimits(limitsIn);
   // A publication's body is parsed once (on PUBLISH, by validate), not again on every recomposition of its
@@ -310,13 +388,21 @@ export function createDialogPackage(limitsIn?: Partial<BodyLimits>): EventPackag
     if (r === undefined) parsedBodies.set(body, (r = parseDialogInfo(body, limits)));
     return r;
   };
+  /** The dialogs a publication contributes: none for another content type or a body that no longer parses. */
+  const dialogsOf = (p: PublicationInput): readonly DialogEntry[] => {
+    if (!isMediaType(p.contentType, DIALOG_INFO_CONTENT_TYPE)) return NO_DIALOGS;
+    const parsed = parse(p.body);
+    return parsed.ok ? parsed.dialogs : NO_DIALOGS; // validated on PUBLISH; a stored body that no longer parses counts for nothing
+  };
+  /** The merge each composed state came from, handed on to the next composition of the same presentity. */
+  const merges = new WeakMap<ComposedState, DialogMerge>();
   return {
     name: 'dialog',
     contentType: DIALOG_INFO_CONTENT_TYPE,
     acceptsPublish: [DIALOG_INFO_CONTENT_TYPE],
 
     validate(body: Buffer, contentType: string): string | null {
-      if (mediaType(contentType) !== DIALOG_INFO_CONTENT_TYPE) return 'unsupported content type for dialog';
+      if (!isMediaType(contentType, DIALOG_INFO_CONTENT_TYPE)) return 'unsupported content type for dialog';
       const parsed = parse(body);
       return parsed.ok ? null : parsed.reason;
     },
@@ -326,19 +412,20 @@ export function createDialogPackage(limitsIn?: Partial<BodyLimits>): EventPackag
       if (manual) return state([{ id: null, direction: 'recipient', state: manual }], 'manual');
 
       // Several publishers (a PBX per leg, a proxy...): merge their dialogs by id, the newest publication winning.
+      // The merge behind `previous` is taken over and only what changed since is applied to it.
       const ordered = oldestFirst(pubs);
-      const merged = new Map<string, DialogEntry>();
-      for (const p of ordered) {
-        if (mediaType(p.contentType) !== DIALOG_INFO_CONTENT_TYPE) continue;
-        const parsed = parse(p.body);
-        if (!parsed.ok) continue; // validated on PUBLISH; a stored body that no longer parses contributes nothing
-        for (const d of parsed.dialogs) merged.set(d.id!, d);
+      let merge = previous === undefined ? undefined : merges.get(previous);
+      if (merge !== undefined) merges.delete(previous!);
+      if (merge === undefined || !merge.update(ordered, dialogsOf)) {
+        merge = new DialogMerge();
+        merge.update(ordered, dialogsOf);
       }
-      const all = [...merged.values()];
-      const active = all.filter((d) => d.state !== 'terminated');
-      // Ended dialogs are noise beside a live one; when all have ended, they are the coherent end report (§4.3).
-      const chosen = (active.length ? active : all).sort((a, b) => ACTIVITY[b.state] - ACTIVITY[a.state]).slice(0, limits.maxDialogs);
-      if (chosen.length) return state(chosen, 'publication');
+      const chosen = merge.chosen(limits.maxDialogs);
+      if (chosen.length) {
+        const composed = state(chosen, 'publication');
+        merges.set(composed, merge);
+        return composed;
+      }
 
       const ended = endedDialog(previous, limits);
       return state([ended ?? idleDialog()], 'none');

@@ -7,7 +7,7 @@
 import type { ManualDialogState } from '../service.js';
 import type { ComposedState, EventPackage, PublicationInput, RenderedBody } from './types.js';
 import type { BodyLimits } from './common.js';
-import { looksLikeUri, mediaType, resolveLimits, staticBody, oldestFirst } from './common.js';
+import { isMediaType, looksLikeUri, resolveLimits, staticBody, oldestFirst } from './common.js';
 
 export const MESSAGE_SUMMARY_CONTENT_TYPE = 'application/simple-message-summary';
 
@@ -134,7 +134,7 @@ export function createMessageSummaryPackage(limitsIn?: Partial<BodyLimits>): Eve
     acceptsPublish: [MESSAGE_SUMMARY_CONTENT_TYPE],
 
     validate(body: Buffer, contentType: string): string | null {
-      if (mediaType(contentType) !== MESSAGE_SUMMARY_CONTENT_TYPE) return 'unsupported content type for message-summary';
+      if (!isMediaType(contentType, MESSAGE_SUMMARY_CONTENT_TYPE)) return 'unsupported content type for message-summary';
       const parsed = parseMessageSummary(body, limits);
       return parsed.ok ? null : parsed.reason;
     },
@@ -143,7 +143,7 @@ export function createMessageSummaryPackage(limitsIn?: Partial<BodyLimits>): Eve
       const ordered = oldestFirst(pubs);
       for (let k = ordered.length - 1; k >= 0; k--) {
         const p = ordered[k]!;
-        if (mediaType(p.contentType) !== MESSAGE_SUMMARY_CONTENT_TYPE) continue;
+        if (!isMediaType(p.contentType, MESSAGE_SUMMARY_CONTENT_TYPE)) continue;
         const r = parseMessageSummary(p.body, limits);
         if (!r.ok) continue;
         const data: MessageSummaryData = { messagesWaiting: r.messagesWaiting, lines: r.lines };

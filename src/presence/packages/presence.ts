@@ -13,7 +13,7 @@
 import type { ManualDialogState } from '../service.js';
 import type { ComposedState, EventPackage, PublicationInput, RenderedBody } from './types.js';
 import type { BodyLimits } from './common.js';
-import { looksLikeUri, mediaType, resolveLimits, staticBody, oldestFirst } from './common.js';
+import { isMediaType, looksLikeUri, resolveLimits, staticBody, oldestFirst } from './common.js';
 import { attr, child, children, escapeXml, readXml, type XmlElement } from './xml.js';
 
 export const PIDF_NS = 'urn:ietf:params:xml:ns:pidf';
@@ -135,7 +135,7 @@ export function createPresencePackage(limitsIn?: Partial<BodyLimits>): EventPack
     acceptsPublish: [PIDF_CONTENT_TYPE],
 
     validate(body: Buffer, contentType: string): string | null {
-      if (mediaType(contentType) !== PIDF_CONTENT_TYPE) return 'unsupported content type for presence';
+      if (!isMediaType(contentType, PIDF_CONTENT_TYPE)) return 'unsupported content type for presence';
       const parsed = parse(body);
       return parsed.ok ? null : parsed.reason;
     },
@@ -148,7 +148,7 @@ export function createPresencePackage(limitsIn?: Partial<BodyLimits>): EventPack
       const ordered = oldestFirst(pubs);
       const parsed: PidfParse[] = [];
       for (const p of ordered) {
-        if (mediaType(p.contentType) !== PIDF_CONTENT_TYPE) continue;
+        if (!isMediaType(p.contentType, PIDF_CONTENT_TYPE)) continue;
         const r = parse(p.body);
         if (r.ok) parsed.push(r);
       }
