@@ -45,12 +45,18 @@ export function createSipFace(opts: SipFaceOptions): SipFace {
   let started = false;
   let sweeper: NodeJS.Timeout | undefined;
 
+  // The fan-out runs right after the current turn, so whatever caused the change (a PUBLISH, an API reset) is
+  // answered first instead of waiting behind a thousand NOTIFYs being built.
   presence.onChange((change) => {
-    const watchers = presence.watchers(change.presentity, change.event);
-    if (watchers.length === 0) return;
-    const tracker = new FanoutTracker(change.startedAt, metrics);
-    for (const sub of watchers) notifier.notify(sub, { tracker });
-    tracker.done();
+    if (presence.presentityCount(change.presentity) === 0) return;
+    setImmediate(() => {
+      const watchers = presence.watchers(change.presentity, change.event);
+      if (watchers.length === 0) return;
+      const tracker = new FanoutTracker(change.startedAt, metrics);
+      const opts = { tracker };
+      for (const sub of watchers) notifier.notify(sub, opts);
+      tracker.done();
+    });
   });
 
   engine.onRequest((raw) => {

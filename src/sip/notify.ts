@@ -46,8 +46,22 @@ export interface NotifyOptions {
   tracker?: FanoutTracker;
 }
 
+/** A NOTIFY built and waiting for its CSeq and version to be committed. */
+interface Outgoing {
+  sub: Subscription;
+  rt: Runtime;
+  spec: DialogRequestSpec;
+  cseq: number;
+  body: Buffer;
+  trackers: FanoutTracker[];
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
 export class Notifier {
   private readonly runtime = new Map<string, Runtime>();
+  /** NOTIFYs grouped by the write that makes their numbers durable. */
+  private readonly waiting = new Map<Promise<void>, Outgoing[]>();
   /** WebSocket subscriptions whose flow is known to be gone (a no-flow outcome, or restored after a restart). */
   private readonly unreachable = new Set<string>();
   private stopped = false;
@@ -113,7 +127,7 @@ export class Notifier {
 
   private send(sub: Subscription, rt: Runtime): void {
     const trackers = rt.trackers;
-    rt.trackers = [];
+    if (trackers.length > 0) rt.trackers = [];
     if (!this.live(sub, rt) || this.stopped) {
       for (const t of trackers) t.done();
       this.runtime.delete(sub.id);
@@ -127,10 +141,9 @@ export class Notifier {
     sub.localCseq += 1;
     sub.notifyVersion += 1;
     const body = state.rendered.forVersion(sub.notifyVersion);
-    const now = presence.now();
     const subscriptionState = final
       ? `terminated;reason=${final}`
-      : `active;expires=${Math.max(0, Math.ceil((sub.expiresAt - now) / 1000))}`;
+      : `active;expires=${Math.max(0, Math.ceil((sub.expiresAt - presence.now()) / 1000))}`;
     const spec: DialogRequestSpec = {
       method: 'NOTIFY',
       requestUri: sub.remoteTarget,
@@ -140,8 +153,6 @@ export class Notifier {
       cseq: sub.localCseq,
       routeSet: sub.routeSet,
       transport: sub.transport,
-      ...(sub.flowId ? { flowId: sub.flowId } : {}),
-      ...(sub.sourceAddress && sub.sourcePort ? { flowRemote: { address: sub.sourceAddress, port: sub.sourcePort } } : {}),
       headers: [
         ['Event', sub.eventId ? `${sub.event};id=${sub.eventId}` : sub.event],
         ['Subscription-State', subscriptionState],
@@ -150,44 +161,70 @@ export class Notifier {
       ],
       body,
     };
-    const persisted = rt.transient ? Promise.resolve() : presence.recordNotify(sub);
-    const cseq = sub.localCseq;
+    if (sub.flowId) spec.flowId = sub.flowId;
+    if (sub.sourceAddress && sub.sourcePort) spec.flowRemote = { address: sub.sourceAddress, port: sub.sourcePort };
+    const persisted = rt.transient ? RESOLVED : presence.recordNotify(sub);
     // The final NOTIFY ends the subscription: gone from memory and disk as it leaves (RFC 6665 §4.2.2).
-    const removed = final && !rt.transient ? presence.removeSubscription(sub, final === 'timeout' ? 'timeout' : final) : undefined;
-    let handed = false;
-    const handOver = () => {
-      if (handed) return;
-      handed = true;
-      for (const t of trackers) t.done();
-    };
-    persisted.then(() => {
-      if (this.stopped) return null;
-      rt.lastSentAt = performance.now();
+    if (final && !rt.transient) {
+      presence.removeSubscription(sub, final === 'timeout' ? 'timeout' : final).catch(() => undefined);
+    }
+    // Every NOTIFY whose numbers are committed by the same write leaves in one pass once that write is durable:
+    // one promise reaction for a whole fan-out instead of a chain per watcher.
+    let group = this.waiting.get(persisted);
+    if (group === undefined) {
+      const g: Outgoing[] = [];
+      group = g;
+      this.waiting.set(persisted, g);
+      persisted.then(
+        () => { this.waiting.delete(persisted); this.dispatch(g); },
+        (err: unknown) => { this.waiting.delete(persisted); this.notCommitted(g, err); },
+      );
+    }
+    group.push({ sub, rt, spec, cseq: sub.localCseq, body, trackers });
+  }
+
+  /** Hand NOTIFYs whose CSeq and version are on disk to the engine. */
+  private dispatch(group: Outgoing[]): void {
+    const { engine } = this.o;
+    for (const o of group) {
+      if (this.stopped) {
+        // Shutting down: nothing is sent, and that says nothing about the watcher, so no policy.
+        o.rt.inFlight = false;
+        for (const t of o.trackers) t.done();
+        continue;
+      }
+      o.rt.lastSentAt = performance.now();
       // The engine adds Max-Forwards (RFC 3261 §8.1.1.6) and counts metrics.notifySent.
-      const pending = engine.sendRequest(spec);
-      handOver();
-      return pending;
-    }).then(
-      (outcome) => {
-        handOver();
-        // Shutting down: the engine fails what is in flight; that says nothing about the watcher, so no policy.
-        if (outcome === null || this.stopped) {
-          rt.inFlight = false;
-          return;
-        }
-        this.settled(sub, rt, outcome, cseq, body);
-      },
-      (err: unknown) => {
-        handOver();
-        rt.inFlight = false;
-        if (this.stopped) return;
-        // The numbers could not be committed (or the engine threw): nothing was sent, and it says nothing about
-        // the watcher, so no failure policy; the next change tries again.
-        this.o.logger.error({ subscription: sub.id, err: (err as Error).message }, 'NOTIFY not sent');
-        this.o.metrics.notifyFailed.inc({ cause: 'internal' });
-      },
-    );
-    void removed?.catch(() => undefined);
+      const pending = engine.sendRequest(o.spec);
+      for (const t of o.trackers) t.done();
+      pending.then(
+        (outcome) => {
+          // Shutting down: the engine fails what is in flight; that says nothing about the watcher, so no policy.
+          if (this.stopped) {
+            o.rt.inFlight = false;
+            return;
+          }
+          this.settled(o.sub, o.rt, outcome, o.cseq, o.body);
+        },
+        (err: unknown) => this.notSent([o], err),
+      );
+    }
+  }
+
+  /** The numbers could not be committed: nothing was sent. */
+  private notCommitted(group: Outgoing[], err: unknown): void {
+    for (const o of group) for (const t of o.trackers) t.done();
+    this.notSent(group, err);
+  }
+
+  private notSent(group: Outgoing[], err: unknown): void {
+    for (const o of group) {
+      o.rt.inFlight = false;
+      if (this.stopped) continue;
+      // It says nothing about the watcher, so no failure policy; the next change tries again.
+      this.o.logger.error({ subscription: o.sub.id, err: (err as Error).message }, 'NOTIFY not sent');
+      this.o.metrics.notifyFailed.inc({ cause: 'internal' });
+    }
   }
 
   private settled(sub: Subscription, rt: Runtime, outcome: RequestOutcome, cseq: number, body: Buffer): void {
