@@ -3,7 +3,6 @@
 // The domain never sends anything itself; it says "this presentity's state changed" and the notifier fans out.
 import type { EventPackageName, ManualDialogState } from './service.js';
 import type { ComposedState, EventPackage, PublicationInput, RenderedBody } from './packages/types.js';
-import { targetKey } from './subscriptions.js';
 
 export type ChangeCause = 'publish' | 'expire' | 'manual' | 'reset' | 'restore';
 
@@ -27,9 +26,21 @@ export interface HubInputs {
 
 export type PackageSet = Record<EventPackageName, EventPackage>;
 
+/**
+ * Most idle states kept per event package. The idle body of a presentity nothing is known about is the same on
+ * every ask, and every new watcher's first NOTIFY asks for it: it is kept while the presentity stays idle, up to
+ * this many presentities (then the cache starts over; a miss costs one composition and one render).
+ */
+export const IDLE_STATES_KEPT = 10_000;
+
+type ByPresentity = Record<EventPackageName, Map<string, CurrentState>>;
+const perEvent = (): ByPresentity => ({ dialog: new Map(), presence: new Map(), 'message-summary': new Map() });
+
 export class Hub {
-  /** Only presentities whose state was ever composed from something are cached; untouched ones render idle. */
-  private readonly states = new Map<string, CurrentState>();
+  /** Presentities whose state was ever composed from something, per event package and presentity. */
+  private readonly states = perEvent();
+  /** Presentities never composed from anything: their idle state, rendered once (bounded, see IDLE_STATES_KEPT). */
+  private readonly idleStates = perEvent();
   private readonly listeners: Array<(c: StateChange) => void> = [];
 
   constructor(private readonly packages: PackageSet, private readonly inputs: HubInputs) {}
@@ -45,20 +56,32 @@ export class Hub {
   }
 
   state(presentity: string, event: EventPackageName): CurrentState {
-    const cached = this.states.get(targetKey(presentity, event));
+    const cached = this.states[event].get(presentity);
     if (cached) return cached;
-    return this.compose(presentity, event, undefined);
+    // Not composed since it came to exist: idle, unless a publication or manual state is on its way in (added,
+    // not yet recomputed), which is then composed as before, uncached.
+    const idle = this.idleStates[event];
+    const hit = idle.get(presentity);
+    const empty = this.inputs.publications(presentity, event).length === 0 && this.inputs.manual(presentity, event) === null;
+    if (hit && empty) return hit;
+    const fresh = this.compose(presentity, event, undefined);
+    if (empty) {
+      if (idle.size >= IDLE_STATES_KEPT) idle.clear();
+      idle.set(presentity, fresh);
+    }
+    return fresh;
   }
 
   /** Recompose after a change, cache the new state and render, and tell the listeners (unless `silent`). */
   recompute(presentity: string, event: EventPackageName, cause: ChangeCause, silent = false): CurrentState {
     const started = performance.now();
-    const key = targetKey(presentity, event);
+    const states = this.states[event];
     // An admin reset has no real call behind it: start from idle, so no call-id or tags of the last call survive
     // (a phone would build a Replaces INVITE from them; sip-requirements.md §2.1 "design consequences").
-    const previous = cause === 'reset' ? undefined : this.states.get(key)?.composed;
+    const previous = cause === 'reset' ? undefined : states.get(presentity)?.composed;
     const next = this.compose(presentity, event, previous);
-    this.states.set(key, next);
+    states.set(presentity, next);
+    this.idleStates[event].delete(presentity);
     if (!silent) {
       const change: StateChange = { presentity, event, cause, startedAt: started };
       for (const l of this.listeners) l(change);

@@ -2,13 +2,17 @@
 // and by presentity and event (composition, oldest first).
 import type { PublicationRecord } from '../store/publications.js';
 import type { EventPackageName } from './service.js';
-import { targetKey } from './subscriptions.js';
 
 export type Publication = PublicationRecord;
 
+const NONE: readonly Publication[] = Object.freeze([]);
+
 export class PublicationRegistry {
   private readonly byEtag = new Map<string, Publication>();
-  private readonly byTarget = new Map<string, Publication[]>();
+  /** Per event package, by presentity: no key string is built per lookup. */
+  private readonly byTarget: Record<EventPackageName, Map<string, Publication[]>> = {
+    dialog: new Map(), presence: new Map(), 'message-summary': new Map(),
+  };
 
   get size(): number {
     return this.byEtag.size;
@@ -16,10 +20,10 @@ export class PublicationRegistry {
 
   add(p: Publication): void {
     this.byEtag.set(p.etag, p);
-    const k = targetKey(p.presentity, p.event);
-    const list = this.byTarget.get(k);
+    const byPresentity = this.byTarget[p.event];
+    const list = byPresentity.get(p.presentity);
     if (list) list.push(p);
-    else this.byTarget.set(k, [p]);
+    else byPresentity.set(p.presentity, [p]);
   }
 
   /** A refresh or modify re-keys the publication under its new entity-tag; its place in the order stays. */
@@ -32,12 +36,12 @@ export class PublicationRegistry {
   remove(p: Publication): boolean {
     if (this.byEtag.get(p.etag) !== p) return false;
     this.byEtag.delete(p.etag);
-    const k = targetKey(p.presentity, p.event);
-    const list = this.byTarget.get(k);
+    const byPresentity = this.byTarget[p.event];
+    const list = byPresentity.get(p.presentity);
     if (list) {
       const i = list.indexOf(p);
       if (i >= 0) list.splice(i, 1);
-      if (list.length === 0) this.byTarget.delete(k);
+      if (list.length === 0) byPresentity.delete(p.presentity);
     }
     return true;
   }
@@ -48,7 +52,7 @@ export class PublicationRegistry {
 
   /** Live publications of one presentity and event, oldest first. */
   of(presentity: string, event: EventPackageName): readonly Publication[] {
-    return this.byTarget.get(targetKey(presentity, event)) ?? [];
+    return this.byTarget[event].get(presentity) ?? NONE;
   }
 
   all(): IterableIterator<Publication> {

@@ -285,6 +285,10 @@ function renderDialog(d: DialogEntry, user: string): string {
   return `  ${open}\n    ${stateEl}\n${inner.map((l) => `    ${l}\n`).join('')}  </dialog>\n`;
 }
 
+/** Everything before the version number: the same for every body, so one Buffer for all. */
+const DIALOG_INFO_HEAD = Buffer.from('<?xml version="1.0" encoding="UTF-8"?>\n'
+  + `<dialog-info xmlns="${DIALOG_INFO_NS}" version="`, 'utf8');
+
 /**
  * dialog-info bodies differ per subscription only in `version` (RFC 4235 §4.1: a per-subscription counter), so
  * the document is rendered once around that attribute and the number spliced in for each watcher.
@@ -439,12 +443,10 @@ export function createDialogPackage(limitsIn?: Partial<BodyLimits>): EventPackag
       const clean = cleanDialogs(composed.data, limits);
       const dialogs = clean.length ? clean : [idleDialog()];
       const user = userPart(entity) || 'presentity';
-      const head = '<?xml version="1.0" encoding="UTF-8"?>\n'
-        + `<dialog-info xmlns="${DIALOG_INFO_NS}" version="`;
       const tail = `" state="full" entity="${escapeXml(entity)}">\n`
         + dialogs.map((d) => renderDialog(d, user)).join('')
         + '</dialog-info>\n';
-      return new DialogInfoBody(Buffer.from(head, 'utf8'), Buffer.from(tail, 'utf8'));
+      return new DialogInfoBody(DIALOG_INFO_HEAD, Buffer.from(tail, 'utf8'));
     },
   };
 }
