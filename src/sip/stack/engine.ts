@@ -23,7 +23,7 @@ import { TcpTransport } from './transport-tcp.js';
 import { WsTransport } from './transport-ws.js';
 import { ServerTransactionTable, serverTransactionKey, type NonInviteServerTransaction } from './transaction-server.js';
 import { ClientTransactionTable, clientTransactionKey, type NonInviteClientTransaction } from './transaction-client.js';
-import { createTimers, timerF, type SipTimers, type TimerHandle } from './timers.js';
+import { createTimers, ExpiryQueue, timerF, type SipTimers, type TimerHandle } from './timers.js';
 
 export interface EmbeddedEngineOptions {
   config: Config;
@@ -141,12 +141,15 @@ function appendHeader(h: HeaderMap, name: string, value: string): void {
   else h.set(k, [value]);
 }
 
+/** What the TU holds for a request until it answers: the transaction, and the way back to the client. */
 class EmbeddedServerTransaction implements ServerTransaction {
   private done = false;
   constructor(
     readonly request: SipRequest,
     readonly flow: Flow,
-    private readonly onRespond: (spec: ResponseSpec) => boolean,
+    readonly stx: NonInviteServerTransaction,
+    readonly sendOnFlow: (data: Buffer) => boolean,
+    private readonly engine: EmbeddedEngine,
   ) {}
 
   get responded(): boolean {
@@ -155,7 +158,7 @@ class EmbeddedServerTransaction implements ServerTransaction {
 
   respond(spec: ResponseSpec): void {
     if (this.done) return;
-    if (this.onRespond(spec)) this.done = true;
+    if (this.engine.answer(this, spec)) this.done = true;
   }
 }
 
@@ -171,8 +174,11 @@ class EmbeddedEngine implements SipEngine {
   private readonly clientTxs = new ClientTransactionTable();
   /** Client transactions waiting on a connection flow, failed when it closes (§17.1.4). */
   private readonly txByFlow = new Map<string, Set<NonInviteClientTransaction>>();
-  /** Requests handed to the TU and not yet answered, with the guard that frees them if the TU never answers. */
-  private readonly pending = new Map<NonInviteServerTransaction, TimerHandle>();
+  /**
+   * Requests handed to the TU and not yet answered. If the TU never answers, the slot is freed after Timer F's
+   * span: the client has given up by then (§17.1.2.2).
+   */
+  private readonly pending: ExpiryQueue<EmbeddedServerTransaction>;
   private readonly traceSet: Set<string>;
   private readonly limitLogAt = new Map<string, number>();
   /** TCP connection attempts in progress, by host:port. */
@@ -194,6 +200,10 @@ class EmbeddedEngine implements SipEngine {
     this.limits = { maxMessageSize: opts.config.sip.maxMessageSize, maxHeaders: opts.config.sip.maxHeaders };
     this.serverTxs = new ServerTransactionTable(completedTransactionBudget(opts.config));
     this.traceSet = new Set(opts.config.log.traceSip.map((s) => s.toLowerCase()));
+    this.pending = new ExpiryQueue(this.timers.scheduler, timerF(this.timers), (f) => {
+      this.logger.warn({ method: f.request.method, transport: f.flow.transport }, 'SIP request not answered in time; transaction dropped');
+      f.stx.terminate();
+    }, false);
   }
 
   // ---- lifecycle -------------------------------------------------------------------------------------------
@@ -265,7 +275,6 @@ class EmbeddedEngine implements SipEngine {
       }
       this.clientTxs.abortAll();
       this.serverTxs.clear();
-      for (const h of this.pending.values()) this.timers.scheduler.clearTimeout(h);
       this.pending.clear();
       await this.closeTransports();
     })();
@@ -381,10 +390,9 @@ class EmbeddedEngine implements SipEngine {
 
   private receive(data: Buffer, flow: Flow, conn: FlowConnection | undefined, udp: UdpTransport | undefined): void {
     const send = this.replyPath(flow, conn, udp);
-    const remote = hostport(flow.remoteAddress, flow.remotePort);
     const r = parseMessage(data, this.limits);
     if (!r.ok) {
-      if (this.traced(flow.remoteAddress, r.request)) this.trace('in', flow, remote, data);
+      if (this.traced(flow.remoteAddress, r.request)) this.trace('in', flow, hostport(flow.remoteAddress, flow.remotePort), data);
       if (r.request && canAnswer(r.request)) {
         // §8.2.2 / §21.4.1: answer what we can, with a reason phrase that says what was wrong.
         this.logger.debug({ transport: flow.transport, remoteAddress: flow.remoteAddress, error: r.error }, 'malformed SIP request answered');
@@ -398,7 +406,7 @@ class EmbeddedEngine implements SipEngine {
       return;
     }
     const msg = r.message;
-    if (this.traced(flow.remoteAddress, msg)) this.trace('in', flow, remote, data);
+    if (this.traced(flow.remoteAddress, msg)) this.trace('in', flow, hostport(flow.remoteAddress, flow.remotePort), data);
     if (msg.kind === 'response') this.receiveResponse(msg);
     else this.receiveRequest(msg, flow, send);
   }
@@ -468,7 +476,10 @@ class EmbeddedEngine implements SipEngine {
     if (req.method === 'ACK') return;
     const existing = this.serverTxs.get(key);
     if (existing) {
-      existing.receiveRetransmission();
+      // §17.2.2: the last response again (Proceeding, Completed), over the flow the copy came on, which is the
+      // transaction's flow (the key holds the flow id); nothing in Trying.
+      const again = existing.retransmission();
+      if (again !== undefined) this.sendServerResponse(again, req, flow, sendOnFlow);
       return;
     }
     this.applyReceived(req, flow);
@@ -497,33 +508,9 @@ class EmbeddedEngine implements SipEngine {
       return;
     }
 
-    const reliable = flow.transport !== 'udp';
-    const stx = this.serverTxs.create({
-      key, reliable, timers: this.timers,
-      send: this.responseSender(flow, sendOnFlow, this.traced(flow.remoteAddress, undefined, req), reliable ? req : undefined),
-      onTerminated: this.onServerTxTerminated,
-    });
-    const respond = (spec: ResponseSpec): boolean => {
-      if (stx.state === 'completed' || stx.state === 'terminated') return true;
-      const res = this.buildResponse(req, spec);
-      stx.sendResponse(serializeResponse(res), res.status);
-      this.metrics.sipResponses.inc({ method: methodLabel(req.method), status: String(res.status) });
-      if (res.status >= 200) {
-        this.releasePending(stx);
-        return true;
-      }
-      return false;
-    };
-
-    // If the TU never answers, free the slot after Timer F's span: the client has given up by then (§17.1.2.2).
-    const guard = this.timers.scheduler.setTimeout(() => {
-      if (!this.pending.has(stx)) return;
-      this.logger.warn({ method: req.method, transport: flow.transport }, 'SIP request not answered in time; transaction dropped');
-      stx.terminate();
-    }, timerF(this.timers));
-    guard.unref?.();
-    this.pending.set(stx, guard);
-    const facade = new EmbeddedServerTransaction(req, flow, respond);
+    const stx = this.serverTxs.create({ key, reliable: flow.transport !== 'udp', timers: this.timers });
+    const facade = new EmbeddedServerTransaction(req, flow, stx, sendOnFlow, this);
+    this.pending.add(facade);
     try {
       this.handler(facade);
     } catch (err) {
@@ -532,26 +519,28 @@ class EmbeddedEngine implements SipEngine {
     }
   }
 
-  private readonly onServerTxTerminated = (stx: NonInviteServerTransaction): void => this.releasePending(stx);
-
-  /**
-   * The transaction's way to the client, built outside receiveRequest so that the closure the transaction keeps
-   * for Timer J (32 s on UDP) does not hold the request: at thousands of requests a second that is the memory.
-   * Over TCP the request comes along, for the Via a new connection needs (§18.2.2); Timer J is 0 there.
-   */
-  private responseSender(flow: Flow, sendOnFlow: (data: Buffer) => boolean, traceOut: boolean, reqForReconnect: SipRequest | undefined): (data: Buffer) => void {
-    const remote = traceOut ? hostport(flow.remoteAddress, flow.remotePort) : '';
-    return (data) => {
-      if (traceOut) this.trace('out', flow, remote, data);
-      if (!sendOnFlow(data) && reqForReconnect) this.respondOverNewConnection(data, reqForReconnect, flow);
-    };
+  /** @internal The TU answers a request (EmbeddedServerTransaction.respond). True once the answer is final. */
+  answer(f: EmbeddedServerTransaction, spec: ResponseSpec): boolean {
+    const stx = f.stx;
+    if (stx.state === 'completed' || stx.state === 'terminated') return true;
+    const res = this.buildResponse(f.request, spec);
+    const data = serializeResponse(res);
+    stx.sendResponse(data, res.status);
+    this.sendServerResponse(data, f.request, f.flow, f.sendOnFlow);
+    this.metrics.sipResponses.inc({ method: methodLabel(f.request.method), status: String(res.status) });
+    if (res.status < 200) return false;
+    this.pending.delete(f);
+    return true;
   }
 
-  private releasePending(stx: NonInviteServerTransaction): void {
-    const guard = this.pending.get(stx);
-    if (guard === undefined) return;
-    this.timers.scheduler.clearTimeout(guard);
-    this.pending.delete(stx);
+  /**
+   * A response of a server transaction, to the flow of its request. The transaction keeps only the bytes (for
+   * Timer J, 32 s on UDP), not this way back, so that at thousands of requests a second it holds no closures
+   * over flows and requests. Over TCP a closed connection gets a new one, to the Via's address (§18.2.2).
+   */
+  private sendServerResponse(data: Buffer, req: SipRequest, flow: Flow, sendOnFlow: (data: Buffer) => boolean): void {
+    if (this.traceSet.size > 0 && this.traced(flow.remoteAddress, undefined, req)) this.trace('out', flow, hostport(flow.remoteAddress, flow.remotePort), data);
+    if (!sendOnFlow(data) && flow.transport !== 'udp') this.respondOverNewConnection(data, req, flow);
   }
 
   /** A response outside any transaction (a 400 to a malformed request): sent once, nothing to absorb. */

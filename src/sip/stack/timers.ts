@@ -64,3 +64,80 @@ export function timerK(t: SipTimerValues, reliable: boolean): number {
 export function nextTimerE(t: SipTimerValues, interval: number, proceeding: boolean): number {
   return proceeding ? t.T2 : Math.min(2 * interval, t.T2);
 }
+
+/**
+ * Deadlines that all lie the same delay after they start (Timers F, J and K, the first Timer E, the guard on an
+ * unanswered request), on one scheduler timer instead of one each. Items are kept in start order, which is
+ * deadline order for a fixed delay, so only the head needs a timer. At thousands of transactions a second this
+ * replaces a timer object, a closure and a clearTimeout per transaction by one Map entry.
+ */
+export class ExpiryQueue<T> {
+  private readonly items = new Map<T, number>();
+  private handle: TimerHandle | undefined;
+  /** The deadline the armed timer stands for: once it fires that moment has come, even on a clock that lags. */
+  private armedFor = 0;
+
+  constructor(
+    private readonly scheduler: Scheduler,
+    readonly delayMs: number,
+    private readonly onExpire: (item: T) => void,
+    /** Whether a waiting deadline keeps the process alive (Timer F does; Timers J and K do not). */
+    private readonly keepAlive = true,
+  ) {}
+
+  /** Start (or restart) the item's delay now. */
+  add(item: T): void {
+    const at = this.scheduler.now() + this.delayMs;
+    this.items.delete(item);
+    this.items.set(item, at);
+    if (this.handle === undefined) this.arm(at, at - this.delayMs);
+  }
+
+  /** Forget the item; the timer goes when nothing is left, so an idle engine holds none. */
+  delete(item: T): void {
+    if (!this.items.delete(item) || this.items.size > 0 || this.handle === undefined) return;
+    this.scheduler.clearTimeout(this.handle);
+    this.handle = undefined;
+  }
+
+  has(item: T): boolean {
+    return this.items.has(item);
+  }
+
+  get size(): number {
+    return this.items.size;
+  }
+
+  /** The item that expires first, if any. */
+  first(): T | undefined {
+    const r = this.items.keys().next();
+    return r.done === true ? undefined : r.value;
+  }
+
+  clear(): void {
+    this.items.clear();
+    if (this.handle !== undefined) this.scheduler.clearTimeout(this.handle);
+    this.handle = undefined;
+  }
+
+  private arm(at: number, now: number): void {
+    this.armedFor = at;
+    const h = this.scheduler.setTimeout(this.fire, Math.max(0, at - now));
+    if (!this.keepAlive) h.unref?.();
+    this.handle = h;
+  }
+
+  private readonly fire = (): void => {
+    this.handle = undefined;
+    const now = Math.max(this.scheduler.now(), this.armedFor);
+    for (const [item, at] of this.items) {
+      if (at > now) break;
+      this.items.delete(item);
+      this.onExpire(item);
+    }
+    // onExpire may have added items (and so armed the timer) or removed them.
+    if (this.handle !== undefined) return;
+    const next = this.items.values().next();
+    if (next.done !== true) this.arm(next.value, now);
+  };
+}

@@ -2,9 +2,13 @@
 // retransmitted on Timer E (T1, doubling up to T2 in Trying, every T2 in Proceeding); Timer F (64*T1) ends the
 // wait with a local 408 on every transport; Completed absorbs retransmitted responses for Timer K (T4 on UDP, 0 on
 // TCP/WS). Responses are matched on the top Via branch and the CSeq method (§17.1.3).
+//
+// Timer F, Timer K and the first Timer E have a fixed delay, so the table runs each on one ExpiryQueue rather than
+// a timer per transaction: a NOTIFY fan-out starts thousands of transactions in one turn. Only the later Timer E
+// intervals (a watcher that did not answer within T1) get timers of their own.
 import type { RequestOutcome } from '../port.js';
 import type { SipResponse } from './message.js';
-import { nextTimerE, timerF, timerK, type SipTimers, type TimerHandle } from './timers.js';
+import { ExpiryQueue, nextTimerE, timerF, timerK, type SipTimers, type TimerHandle } from './timers.js';
 
 export type ClientTxState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
@@ -28,27 +32,61 @@ export interface ClientTxOptions {
   onTerminated(tx: NonInviteClientTransaction): void;
 }
 
+/** The fixed-delay timers of the transactions that share one SipTimers. */
+class ClientTimerQueues {
+  readonly e: ExpiryQueue<NonInviteClientTransaction>;
+  readonly f: ExpiryQueue<NonInviteClientTransaction>;
+  readonly k: ExpiryQueue<NonInviteClientTransaction>;
+  constructor(t: SipTimers) {
+    this.e = new ExpiryQueue(t.scheduler, t.T1, (tx) => tx.onTimerE());
+    this.f = new ExpiryQueue(t.scheduler, timerF(t), (tx) => tx.onTimerF());
+    this.k = new ExpiryQueue(t.scheduler, timerK(t, false), (tx) => tx.terminate(), false);
+  }
+  clear(): void {
+    this.e.clear();
+    this.f.clear();
+    this.k.clear();
+  }
+}
+
+const queuesByTimers = new WeakMap<SipTimers, ClientTimerQueues>();
+
+function queuesFor(t: SipTimers): ClientTimerQueues {
+  let q = queuesByTimers.get(t);
+  if (q === undefined) queuesByTimers.set(t, (q = new ClientTimerQueues(t)));
+  return q;
+}
+
 export class NonInviteClientTransaction {
   state: ClientTxState = 'trying';
   readonly key: string;
   readonly outcome: Promise<RequestOutcome>;
   private resolveOutcome!: (o: RequestOutcome) => void;
+  /** What is needed while the request may be sent again; dropped once the transaction has its answer. */
+  private opts: ClientTxOptions | undefined;
+  private readonly reliable: boolean;
+  private readonly timers: SipTimers;
+  private readonly queues: ClientTimerQueues;
+  private readonly onTerminated: (tx: NonInviteClientTransaction) => void;
+  /** Timer E after the first interval (only a request left unanswered for T1 has one). */
   private timerE: TimerHandle | undefined;
-  private timerF: TimerHandle | undefined;
-  private timerK: TimerHandle | undefined;
   private intervalE: number;
 
-  constructor(private readonly opts: ClientTxOptions) {
+  constructor(opts: ClientTxOptions) {
+    this.opts = opts;
     this.key = opts.key;
+    this.reliable = opts.reliable;
+    this.timers = opts.timers;
+    this.queues = queuesFor(opts.timers);
+    this.onTerminated = opts.onTerminated;
     this.intervalE = opts.timers.T1;
     this.outcome = new Promise((resolve) => { this.resolveOutcome = resolve; });
   }
 
   /** Send the request for the first time and start Timers E (UDP only) and F. */
   start(): void {
-    const { scheduler } = this.opts.timers;
-    this.timerF = scheduler.setTimeout(() => this.onTimerF(), timerF(this.opts.timers));
-    if (!this.opts.reliable) this.timerE = scheduler.setTimeout(() => this.onTimerE(), this.intervalE);
+    this.queues.f.add(this);
+    if (!this.reliable) this.queues.e.add(this);
     this.transmit(true);
   }
 
@@ -59,9 +97,11 @@ export class NonInviteClientTransaction {
   };
 
   private transmit(first: boolean): void {
+    const o = this.opts;
+    if (o === undefined) return;
     let r: boolean | Promise<boolean> | undefined;
     try {
-      r = first ? this.opts.send(this.opts.request, this.onFirstSent) : this.opts.send(this.opts.request);
+      r = first ? o.send(o.request, this.onFirstSent) : o.send(o.request);
     } catch {
       r = false;
     }
@@ -70,17 +110,17 @@ export class NonInviteClientTransaction {
     else r.then(this.onFirstSent, () => this.onFirstSent(false));
   }
 
-  private onTimerE(): void {
+  /** Timer E fired (from the queue for the first interval, from its own timer after that). */
+  onTimerE(): void {
     this.timerE = undefined;
     if (this.state !== 'trying' && this.state !== 'proceeding') return;
-    this.opts.onRetransmit?.();
+    this.opts?.onRetransmit?.();
     this.transmit(false);
-    this.intervalE = nextTimerE(this.opts.timers, this.intervalE, this.state === 'proceeding');
-    this.timerE = this.opts.timers.scheduler.setTimeout(() => this.onTimerE(), this.intervalE);
+    this.intervalE = nextTimerE(this.timers, this.intervalE, this.state === 'proceeding');
+    this.timerE = this.timers.scheduler.setTimeout(() => this.onTimerE(), this.intervalE);
   }
 
-  private onTimerF(): void {
-    this.timerF = undefined;
+  onTimerF(): void {
     if (this.state !== 'trying' && this.state !== 'proceeding') return;
     this.finish({ status: 408, reason: 'Request Timeout', local: 'timeout' });
     this.terminate();
@@ -93,23 +133,21 @@ export class NonInviteClientTransaction {
       if (this.state === 'trying') {
         this.state = 'proceeding';
         // §17.1.2.2: in Proceeding, Timer E fires every T2.
-        if (!this.opts.reliable && this.timerE !== undefined) {
-          this.opts.timers.scheduler.clearTimeout(this.timerE);
-          this.intervalE = this.opts.timers.T2;
-          this.timerE = this.opts.timers.scheduler.setTimeout(() => this.onTimerE(), this.intervalE);
+        if (!this.reliable) {
+          this.clearTimerE();
+          this.intervalE = this.timers.T2;
+          this.timerE = this.timers.scheduler.setTimeout(() => this.onTimerE(), this.intervalE);
         }
       }
       return;
     }
     this.finish({ status: res.status, reason: res.reason, response: res });
     this.state = 'completed';
-    const k = timerK(this.opts.timers, this.opts.reliable);
-    if (k === 0) {
+    if (timerK(this.timers, this.reliable) === 0) {
       this.terminate();
       return;
     }
-    this.timerK = this.opts.timers.scheduler.setTimeout(() => this.terminate(), k);
-    this.timerK.unref?.();
+    this.queues.k.add(this);
   }
 
   /** The transport could not deliver the request (§17.1.4), or the connection it was sent on closed. */
@@ -134,34 +172,43 @@ export class NonInviteClientTransaction {
 
   private finish(o: RequestOutcome): void {
     this.clearRetransmitTimers();
+    // Completed only absorbs copies of the answer (Timer K, 5 s on UDP): the request bytes and the way to send
+    // them are no longer needed, and at a fan-out's rate they are most of what the transaction holds.
+    this.opts = undefined;
     this.resolveOutcome(o);
   }
 
-  private clearRetransmitTimers(): void {
-    const s = this.opts.timers.scheduler;
-    if (this.timerE !== undefined) s.clearTimeout(this.timerE);
-    if (this.timerF !== undefined) s.clearTimeout(this.timerF);
+  private clearTimerE(): void {
+    this.queues.e.delete(this);
+    if (this.timerE !== undefined) this.timers.scheduler.clearTimeout(this.timerE);
     this.timerE = undefined;
-    this.timerF = undefined;
+  }
+
+  private clearRetransmitTimers(): void {
+    this.clearTimerE();
+    this.queues.f.delete(this);
   }
 
   terminate(): void {
     if (this.state === 'terminated') return;
     this.state = 'terminated';
     this.clearRetransmitTimers();
-    if (this.timerK !== undefined) this.opts.timers.scheduler.clearTimeout(this.timerK);
-    this.timerK = undefined;
-    this.opts.onTerminated(this);
+    this.queues.k.delete(this);
+    this.opts = undefined;
+    this.onTerminated(this);
   }
 }
 
 export class ClientTransactionTable {
   private readonly byKey = new Map<string, NonInviteClientTransaction>();
+  private readonly onTerminated = (t: NonInviteClientTransaction): void => {
+    if (this.byKey.get(t.key) === t) this.byKey.delete(t.key);
+  };
 
   create(opts: Omit<ClientTxOptions, 'onTerminated'>): NonInviteClientTransaction {
     const tx = new NonInviteClientTransaction({
-      ...opts,
-      onTerminated: (t) => { if (this.byKey.get(t.key) === t) this.byKey.delete(t.key); },
+      key: opts.key, request: opts.request, reliable: opts.reliable, timers: opts.timers, send: opts.send,
+      onRetransmit: opts.onRetransmit, onTerminated: this.onTerminated,
     });
     this.byKey.set(opts.key, tx);
     return tx;

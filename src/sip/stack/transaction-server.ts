@@ -5,7 +5,7 @@
 import type { SipRequest } from './message.js';
 import { header } from './message.js';
 import { parseVia, tagOf } from './headers.js';
-import { timerJ, type SipTimers, type TimerHandle } from './timers.js';
+import { ExpiryQueue, timerJ, type SipTimers } from './timers.js';
 
 export type ServerTxState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
@@ -46,79 +46,97 @@ export interface ServerTxOptions {
   /** Reliable transports (TCP, WS) have Timer J = 0. */
   reliable: boolean;
   timers: SipTimers;
-  /** Write a serialized response to the flow the request came on. */
-  send(data: Buffer): void;
+  /**
+   * Write a serialized response to the flow the request came on. Optional: without it the caller sends what
+   * sendResponse() is given and what retransmission() returns, so a transaction waiting out Timer J holds no
+   * closure over the flow, only its key and its last response.
+   */
+  send?(data: Buffer): void;
   onTerminated(tx: NonInviteServerTransaction): void;
-  /** Entered Completed with a Timer J to wait out, holding `bytes` of last response. */
-  onCompleted?(tx: NonInviteServerTransaction, bytes: number): void;
 }
 
-/** What a completed transaction costs beyond its response bytes (objects, key, timer), for the byte budget. */
+/** What a completed transaction costs beyond its response bytes (objects, key, queue entries), for the byte budget. */
 export const COMPLETED_TX_OVERHEAD_BYTES = 512;
 
 export class NonInviteServerTransaction {
   state: ServerTxState = 'trying';
   private lastResponse: Buffer | undefined;
-  private timer: TimerHandle | undefined;
   readonly key: string;
+  /** Bytes counted against the completed budget while in Completed. */
+  heldBytes = 0;
 
   // The request itself is not kept: in Completed (32 s on UDP) only the last response is needed, and at
   // thousands of requests a second what a transaction holds is what the server holds.
-  constructor(private readonly opts: ServerTxOptions) {
-    this.key = opts.key;
+  constructor(
+    key: string,
+    private readonly reliable: boolean,
+    readonly timers: SipTimers,
+    private readonly table: ServerTransactionTable,
+    private readonly send: ((data: Buffer) => void) | undefined,
+    private readonly onTerminated: (tx: NonInviteServerTransaction) => void,
+  ) {
+    this.key = key;
   }
 
-  /** A retransmission of the request arrived (§17.2.2). True when a response was sent again. */
+  /**
+   * A retransmission of the request arrived (§17.2.2): the response to send again (Proceeding, Completed), or
+   * undefined in Trying, where the TU has not answered yet and the copy is absorbed without a word.
+   */
+  retransmission(): Buffer | undefined {
+    return this.state === 'proceeding' || this.state === 'completed' ? this.lastResponse : undefined;
+  }
+
+  /** retransmission(), sent through the transaction's own `send`. True when a response was sent again. */
   receiveRetransmission(): boolean {
-    if ((this.state === 'proceeding' || this.state === 'completed') && this.lastResponse) {
-      this.opts.send(this.lastResponse);
-      return true;
-    }
-    // Trying: the TU has not answered yet; the request is absorbed without a word.
-    return false;
+    const again = this.retransmission();
+    if (again === undefined) return false;
+    this.send?.(again);
+    return true;
   }
 
   /** The TU sends a response. Provisional: Proceeding; final: Completed for Timer J, then Terminated. */
   sendResponse(data: Buffer, status: number): void {
     if (this.state === 'completed' || this.state === 'terminated') return;
     this.lastResponse = data;
-    this.opts.send(data);
+    this.send?.(data);
     if (status < 200) {
       this.state = 'proceeding';
       return;
     }
     this.state = 'completed';
-    const j = timerJ(this.opts.timers, this.opts.reliable);
-    if (j === 0) {
-      this.terminate();
+    if (this.reliable) {
+      this.terminate(); // Timer J = 0 (§17.2.2)
       return;
     }
-    this.timer = this.opts.timers.scheduler.setTimeout(() => this.terminate(), j);
-    this.timer.unref?.();
-    this.opts.onCompleted?.(this, data.length + COMPLETED_TX_OVERHEAD_BYTES);
+    this.table.completedTx(this, data.length + COMPLETED_TX_OVERHEAD_BYTES);
   }
 
   terminate(): void {
     if (this.state === 'terminated') return;
     this.state = 'terminated';
-    if (this.timer !== undefined) this.opts.timers.scheduler.clearTimeout(this.timer);
-    this.timer = undefined;
     this.lastResponse = undefined;
-    this.opts.onTerminated(this);
+    this.table.terminatedTx(this);
+    this.onTerminated(this);
   }
 }
 
+const noop = (): void => {};
+
 /**
  * The server transactions by key. Completed UDP transactions (kept for Timer J only to answer late copies of the
- * request) share a byte budget: past it the oldest are forgotten first. Those are the least likely to see another
- * copy (a client stops retransmitting once our answer arrives), and forgetting one costs at worst a repeated
- * request reaching the TU. Without the bound, one source sending large requests pins their answers for 32 s each.
+ * request) wait on one ExpiryQueue, in the order they completed, which is the order Timer J ends them; they share
+ * a byte budget, and past it the oldest are forgotten first. Those are the least likely to see another copy (a
+ * client stops retransmitting once our answer arrives), and forgetting one costs at worst a repeated request
+ * reaching the TU. Without the bound, one source sending large requests pins their answers for 32 s each.
  */
 export class ServerTransactionTable {
   private readonly byKey = new Map<string, NonInviteServerTransaction>();
-  /** Completed transactions in the order they completed (= the order Timer J ends them), with their bytes. */
-  private readonly completed = new Map<NonInviteServerTransaction, number>();
+  /** Timer J of the completed transactions, one queue per SipTimers (the engine has one). */
+  private readonly timerJ = new Map<SipTimers, ExpiryQueue<NonInviteServerTransaction>>();
+  private lastTimers: SipTimers | undefined;
+  private lastJ: ExpiryQueue<NonInviteServerTransaction> | undefined;
   private completedBytes = 0;
+  private completedCount = 0;
 
   constructor(private readonly completedBudgetBytes = Number.POSITIVE_INFINITY) {}
 
@@ -127,27 +145,48 @@ export class ServerTransactionTable {
   }
 
   create(opts: Omit<ServerTxOptions, 'onTerminated'> & { onTerminated?: (tx: NonInviteServerTransaction) => void }): NonInviteServerTransaction {
-    const tx = new NonInviteServerTransaction({
-      ...opts,
-      onTerminated: (t) => {
-        if (this.byKey.get(t.key) === t) this.byKey.delete(t.key);
-        const b = this.completed.get(t);
-        if (b !== undefined) {
-          this.completed.delete(t);
-          this.completedBytes -= b;
-        }
-        opts.onTerminated?.(t);
-      },
-      onCompleted: (t, bytes) => {
-        this.completed.set(t, bytes);
-        this.completedBytes += bytes;
-        while (this.completedBytes > this.completedBudgetBytes && this.completed.size > 0) {
-          this.completed.keys().next().value!.terminate();
-        }
-      },
-    });
+    const tx = new NonInviteServerTransaction(opts.key, opts.reliable, opts.timers, this, opts.send, opts.onTerminated ?? noop);
     this.byKey.set(opts.key, tx);
     return tx;
+  }
+
+  private queueFor(t: SipTimers): ExpiryQueue<NonInviteServerTransaction> {
+    if (t === this.lastTimers) return this.lastJ!;
+    let q = this.timerJ.get(t);
+    if (q === undefined) {
+      q = new ExpiryQueue<NonInviteServerTransaction>(t.scheduler, timerJ(t, false), (tx) => tx.terminate(), false);
+      this.timerJ.set(t, q);
+    }
+    this.lastTimers = t;
+    this.lastJ = q;
+    return q;
+  }
+
+  /** @internal A UDP transaction entered Completed holding `bytes`: start Timer J and apply the budget. */
+  completedTx(tx: NonInviteServerTransaction, bytes: number): void {
+    this.queueFor(tx.timers).add(tx);
+    tx.heldBytes = bytes;
+    this.completedBytes += bytes;
+    this.completedCount++;
+    while (this.completedBytes > this.completedBudgetBytes && this.completedCount > 0) this.oldestCompleted()?.terminate();
+  }
+
+  private oldestCompleted(): NonInviteServerTransaction | undefined {
+    if (this.timerJ.size === 1) return this.lastJ!.first();
+    let best: NonInviteServerTransaction | undefined;
+    for (const q of this.timerJ.values()) best ??= q.first();
+    return best;
+  }
+
+  /** @internal */
+  terminatedTx(tx: NonInviteServerTransaction): void {
+    if (this.byKey.get(tx.key) === tx) this.byKey.delete(tx.key);
+    if (tx.heldBytes > 0) {
+      this.queueFor(tx.timers).delete(tx);
+      this.completedBytes -= tx.heldBytes;
+      this.completedCount--;
+      tx.heldBytes = 0;
+    }
   }
 
   get size(): number {
@@ -162,5 +201,6 @@ export class ServerTransactionTable {
   clear(): void {
     for (const tx of [...this.byKey.values()]) tx.terminate();
     this.byKey.clear();
+    for (const q of this.timerJ.values()) q.clear();
   }
 }
