@@ -14,8 +14,8 @@ import type {
 } from '../port.js';
 import { header, headerAll, type HeaderMap, type SipMessage, type SipRequest, type SipResponse } from './message.js';
 import { canAnswer, parseMessage, type ParseLimits } from './parser.js';
-import { serializeRequest, serializeResponse } from './serializer.js';
-import { formatVia, parseCSeq, parseEvent, parseNameAddr, parseUri, parseVia, tagOf } from './headers.js';
+import { canonicalHeaderName, finish, safeUri, safeValue, serializeRequest, serializeResponse } from './serializer.js';
+import { formatVia, isValidUri, parseCSeq, parseEvent, parseNameAddr, parseUri, parseVia, tagOf } from './headers.js';
 import { reasonPhrase } from './reasons.js';
 import { FlowTable, type FlowConnection } from './flows.js';
 import { UdpTransport } from './transport-udp.js';
@@ -113,15 +113,22 @@ export function asRequestUri(uri: string): string | undefined {
   const colon = uri.indexOf(':');
   if (colon <= 0) return undefined;
   let out = uri;
-  const scheme = uri.slice(0, colon).toLowerCase();
-  if (scheme === 'sip' || scheme === 'sips') {
-    const at = uri.indexOf('@', colon);
-    const q = uri.indexOf('?', at === -1 ? colon : at);
-    if (q !== -1) out = uri.slice(0, q);
+  if (colon === 3 || colon === 4) {
+    const scheme = uri.slice(0, colon).toLowerCase();
+    if (scheme === 'sip' || scheme === 'sips') {
+      const at = uri.indexOf('@', colon);
+      const q = uri.indexOf('?', at === -1 ? colon : at);
+      if (q !== -1) out = uri.slice(0, q);
+    }
   }
-  if (/[\s<>"\x00-\x1f\x7f]/.test(out) || !/^[a-z][a-z0-9+.-]*:./i.test(out) || parseUri(out) === null) return undefined;
+  // isValidUri refuses controls, SP, <>" and anything our parser would not take; the Unicode spaces that \s
+  // also covers are checked apart, only when there is a non-ASCII character at all.
+  if (!isValidUri(out) || (NON_ASCII.test(out) && UNICODE_SPACE.test(out))) return undefined;
   return out;
 }
+
+const NON_ASCII = /[^\x00-\x7f]/;
+const UNICODE_SPACE = /\s/;
 
 function isCrlfOnly(b: Buffer): boolean {
   if (b.length > 8) return false;
@@ -162,6 +169,30 @@ class EmbeddedServerTransaction implements ServerTransaction {
   }
 }
 
+/** What sendRequest derives from a dialog's remote target and route set (§12.2.1.1, §8.1.2). */
+interface DialogRoute {
+  requestUri: string;
+  routes: readonly string[];
+  nextHop: string;
+}
+
+/** Bound on the per-engine caches of values derived from strings of the dialogs (cleared when full). */
+const DERIVED_CACHE_MAX = 1024;
+
+/** A header name as given by the TU: its lower-case form (to compare) and its canonical spelling (to write). */
+interface HeaderName { lower: string; canonical: string }
+const headerNames = new Map<string, HeaderName>();
+function headerName(name: string): HeaderName {
+  let n = headerNames.get(name);
+  if (n === undefined) {
+    const lower = name.toLowerCase();
+    n = { lower, canonical: canonicalHeaderName(lower) };
+    if (headerNames.size >= DERIVED_CACHE_MAX) headerNames.clear();
+    headerNames.set(name, n);
+  }
+  return n;
+}
+
 class EmbeddedEngine implements SipEngine {
   readonly kind = 'embedded' as const;
   private readonly config: Config;
@@ -179,6 +210,12 @@ class EmbeddedEngine implements SipEngine {
    * span: the client has given up by then (§17.1.2.2).
    */
   private readonly pending: ExpiryQueue<EmbeddedServerTransaction>;
+  /** The first Route of dialogs (a proxy's Record-Route): its URI and whether it is a strict router (§12.2.1.1). */
+  private readonly firstRoutes = new Map<string, { uri: string | undefined; strict: boolean }>();
+  /** Event header value -> the event package name for metrics.notifySent. */
+  private readonly eventLabels = new Map<string, string>();
+  /** `SIP/2.0/UDP host:port;rport;branch=` per transport, once the listeners are known. */
+  private readonly viaPrefixes = new Map<Transport, string>();
   private readonly traceSet: Set<string>;
   private readonly limitLogAt = new Map<string, number>();
   /** TCP connection attempts in progress, by host:port. */
@@ -254,6 +291,7 @@ class EmbeddedEngine implements SipEngine {
       throw err;
     }
     this.ready = true;
+    this.viaPrefixes.clear();
     return this.listening();
   }
 
@@ -603,83 +641,89 @@ class EmbeddedEngine implements SipEngine {
 
   // ---- outgoing requests -------------------------------------------------------------------------------------
 
-  async sendRequest(spec: DialogRequestSpec): Promise<RequestOutcome> {
-    if (this.stopping) return transportError().outcome;
-    // §12.2.1.1: a strict first route becomes the Request-URI and the remote target goes last in the Route set.
+  // The path of every NOTIFY of a fan-out: synchronous unless a name must be resolved or a TCP connection opened,
+  // so a UDP NOTIFY to a known flow is built, sent and its transaction started in the sendRequest call itself.
+  sendRequest(spec: DialogRequestSpec): Promise<RequestOutcome> {
+    try {
+      if (this.stopping) return Promise.resolve(transportError().outcome);
+      const route = this.dialogRoute(spec);
+      if (route === undefined) {
+        // A remote target nobody could parse (taken from a hostile Contact): fail like a transport that cannot carry it.
+        this.logger.debug({ method: spec.method }, 'SIP request not sent: unusable Request-URI');
+        return Promise.resolve({ status: 503, reason: 'Unusable Request-URI', local: 'transport-error' });
+      }
+      const now = this.targetNow(spec, route.nextHop);
+      if (now !== undefined) return now.kind === 'fail' ? Promise.resolve(now.outcome) : this.dispatch(spec, route, now);
+      return this.resolveTarget(spec, route.nextHop).then(
+        (target) => {
+          if (target.kind === 'fail') return target.outcome;
+          if (this.stopping) return transportError().outcome;
+          return this.dispatch(spec, route, target);
+        },
+        (err: Error) => {
+          this.logger.debug({ method: spec.method, err: err.message }, 'no route for SIP request');
+          return transportError().outcome;
+        },
+      );
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  /**
+   * §12.2.1.1: a strict first route becomes the Request-URI and the remote target goes last in the Route set;
+   * §8.1.2: the next hop is the first Route when there is one, else the Request-URI. Undefined when the
+   * Request-URI is unusable.
+   */
+  private dialogRoute(spec: DialogRequestSpec): DialogRoute | undefined {
     let requestUri = spec.requestUri;
-    let routes = [...spec.routeSet];
+    let routes: readonly string[] = spec.routeSet;
+    let nextHop = spec.requestUri;
     const first = routes[0];
-    const firstUri = first === undefined ? undefined : parseNameAddr(first)?.uri;
-    if (first !== undefined && firstUri !== undefined) {
-      const u = parseUri(firstUri);
-      if (u && !Object.prototype.hasOwnProperty.call(u.params, 'lr')) {
-        requestUri = firstUri;
-        routes = [...routes.slice(1), `<${spec.requestUri}>`];
+    if (first !== undefined) {
+      let fr = this.firstRoutes.get(first);
+      if (fr === undefined) {
+        const uri = parseNameAddr(first)?.uri;
+        const u = uri === undefined ? null : parseUri(uri);
+        fr = { uri, strict: u !== null && !Object.prototype.hasOwnProperty.call(u.params, 'lr') };
+        if (this.firstRoutes.size >= DERIVED_CACHE_MAX) this.firstRoutes.clear();
+        this.firstRoutes.set(first, fr);
+      }
+      if (fr.uri !== undefined) {
+        nextHop = fr.uri;
+        if (fr.strict) {
+          requestUri = fr.uri;
+          routes = [...routes.slice(1), `<${spec.requestUri}>`];
+        }
       }
     }
-    // §8.1.2: the next hop is the first Route when there is one, else the Request-URI.
-    const nextHop = firstUri ?? spec.requestUri;
     const wireUri = asRequestUri(requestUri);
-    if (wireUri === undefined) {
-      // A remote target nobody could parse (taken from a hostile Contact): fail like a transport that cannot carry it.
-      this.logger.debug({ method: spec.method }, 'SIP request not sent: unusable Request-URI');
-      return { status: 503, reason: 'Unusable Request-URI', local: 'transport-error' };
-    }
-    requestUri = wireUri;
+    return wireUri === undefined ? undefined : { requestUri: wireUri, routes, nextHop };
+  }
 
-    let target: Target;
-    try {
-      target = await this.resolveTarget(spec, nextHop);
-    } catch (err) {
-      this.logger.debug({ method: spec.method, err: (err as Error).message }, 'no route for SIP request');
-      target = transportError();
-    }
-    if (target.kind === 'fail') return target.outcome;
-    if (this.stopping) return transportError().outcome;
-
+  /** Build, send and start the client transaction of an in-dialog request to a resolved target. */
+  private dispatch(spec: DialogRequestSpec, route: DialogRoute, target: UdpTarget | ConnTarget): Promise<RequestOutcome> {
     const transport: Transport = target.kind === 'udp' ? 'udp' : target.conn.flow.transport;
-    const me = this.listenerFor(transport);
     const branch = newBranch();
-    const headers: HeaderMap = new Map();
-    headers.set('via', [`SIP/2.0/${transport.toUpperCase()} ${hostport(me.host, me.port)};rport;branch=${branch}`]);
-    headers.set('max-forwards', ['70']);
-    if (routes.length > 0) headers.set('route', routes);
-    headers.set('to', [spec.to]);
-    headers.set('from', [spec.from]);
-    headers.set('call-id', [spec.callId]);
-    headers.set('cseq', [`${spec.cseq} ${spec.method}`]);
-    for (const [name, value] of spec.headers) {
-      const k = name.toLowerCase();
-      if (k === 'content-length' || k === 'via' || k === 'cseq' || k === 'call-id') continue;
-      appendHeader(headers, k, value);
-    }
-    const req: SipRequest = { kind: 'request', method: spec.method, uri: requestUri, version: 'SIP/2.0', headers, body: toBuffer(spec.body) };
-    const data = serializeRequest(req);
-
-    const remoteAddress = target.kind === 'udp' ? target.address : target.conn.flow.remoteAddress;
-    const remotePort = target.kind === 'udp' ? target.port : target.conn.flow.remotePort;
-    const traced = this.traced(remoteAddress, req);
-    const flowDesc = { transport };
-    const remote = hostport(remoteAddress, remotePort);
+    const data = this.serializeDialogRequest(spec, route, this.viaPrefix(transport) + branch);
     const isNotify = spec.method === 'NOTIFY';
-    const write = target.kind === 'udp'
-      ? (d: Buffer, report?: (ok: boolean) => void) => {
-          if (traced) this.trace('out', flowDesc, remote, d);
-          target.transport.send(d, target.address, target.port, report);
-          return undefined;
-        }
-      : (d: Buffer) => {
-          if (traced) this.trace('out', flowDesc, remote, d);
-          return target.conn.send(d);
-        };
-
+    const traced = this.traceSet.size > 0 && this.traceSetMatchesOut(target, spec, route);
     const tx = this.clientTxs.create({
       key: clientTransactionKey(branch, spec.method),
       request: data,
       reliable: transport !== 'udp',
       timers: this.timers,
-      send: write,
-      onRetransmit: () => { if (isNotify) this.metrics.notifyRetransmitted.inc(); },
+      send: target.kind === 'udp'
+        ? (d: Buffer, report?: (ok: boolean) => void) => {
+            if (traced) this.trace('out', { transport }, hostport(target.address, target.port), d);
+            target.transport.send(d, target.address, target.port, report);
+            return undefined;
+          }
+        : (d: Buffer) => {
+            if (traced) this.trace('out', { transport }, hostport(target.conn.flow.remoteAddress, target.conn.flow.remotePort), d);
+            return target.conn.send(d);
+          },
+      ...(isNotify ? { onRetransmit: this.countNotifyRetransmission } : {}),
     });
     if (target.kind === 'conn') {
       const id = target.conn.flow.id;
@@ -692,12 +736,121 @@ class EmbeddedEngine implements SipEngine {
         if (s && s.size === 0) this.txByFlow.delete(id);
       });
     }
-    if (isNotify) {
-      const ev = header(req, 'event');
-      this.metrics.notifySent.inc({ event: (ev !== undefined ? parseEvent(ev)?.name : undefined) ?? 'unknown' });
-    }
+    if (isNotify) this.metrics.notifySent.inc({ event: this.eventLabel(spec.headers) });
     tx.start();
     return tx.outcome;
+  }
+
+  private readonly countNotifyRetransmission = (): void => {
+    this.metrics.notifyRetransmitted.inc();
+  };
+
+  /** Trace matching for an outgoing request (only called when log.traceSip is set). */
+  private traceSetMatchesOut(target: UdpTarget | ConnTarget, spec: DialogRequestSpec, route: DialogRoute): boolean {
+    const remoteAddress = target.kind === 'udp' ? target.address : target.conn.flow.remoteAddress;
+    const headers: HeaderMap = new Map([['to', [spec.to]], ['from', [spec.from]]]);
+    return this.traced(remoteAddress, { kind: 'request', method: spec.method, uri: route.requestUri, version: 'SIP/2.0', headers, body: Buffer.alloc(0) });
+  }
+
+  /** The package name of the first Event header, for the notifySent label ('unknown' when there is none). */
+  private eventLabel(headers: ReadonlyArray<[string, string]>): string {
+    for (const [name, value] of headers) {
+      if (headerName(name).lower !== 'event') continue;
+      let label = this.eventLabels.get(value);
+      if (label === undefined) {
+        label = parseEvent(value)?.name ?? 'unknown';
+        if (this.eventLabels.size >= DERIVED_CACHE_MAX) this.eventLabels.clear();
+        this.eventLabels.set(value, label);
+      }
+      return label;
+    }
+    return 'unknown';
+  }
+
+  /** `SIP/2.0/<T> host:port;rport;branch=` for our Via on a transport (§8.1.1.7, RFC 3581 §3). */
+  private viaPrefix(transport: Transport): string {
+    let v = this.viaPrefixes.get(transport);
+    if (v === undefined) {
+      const me = this.listenerFor(transport);
+      v = `SIP/2.0/${transport.toUpperCase()} ${hostport(me.host, me.port)};rport;branch=`;
+      if (this.ready) this.viaPrefixes.set(transport, v);
+    }
+    return v;
+  }
+
+  /**
+   * The request's bytes, written straight from the spec: Via, Max-Forwards, Route, To, From, Call-ID, CSeq, then
+   * the TU's headers in order (RFC 3261 §8.1.1), Content-Length last; the same bytes serializeRequest makes of
+   * the equivalent header map. TU headers that would join one of ours, or repeat each other, take that path.
+   */
+  private serializeDialogRequest(spec: DialogRequestSpec, route: DialogRoute, via: string): Buffer {
+    const extra = spec.headers;
+    let grouped = false;
+    for (let i = 0; i < extra.length && !grouped; i++) {
+      const k = headerName(extra[i]![0]).lower;
+      if (k === 'to' || k === 'from' || k === 'route' || k === 'max-forwards') grouped = true;
+      for (let j = 0; j < i && !grouped; j++) if (headerName(extra[j]![0]).lower === k) grouped = true;
+    }
+    const body = toBuffer(spec.body);
+    if (grouped) {
+      const headers: HeaderMap = new Map();
+      headers.set('via', [via]);
+      headers.set('max-forwards', ['70']);
+      if (route.routes.length > 0) headers.set('route', [...route.routes]);
+      headers.set('to', [spec.to]);
+      headers.set('from', [spec.from]);
+      headers.set('call-id', [spec.callId]);
+      headers.set('cseq', [`${spec.cseq} ${spec.method}`]);
+      for (const [name, value] of extra) {
+        const k = headerName(name).lower;
+        if (k === 'content-length' || k === 'via' || k === 'cseq' || k === 'call-id') continue;
+        appendHeader(headers, k, value);
+      }
+      return serializeRequest({ kind: 'request', method: spec.method, uri: route.requestUri, version: 'SIP/2.0', headers, body });
+    }
+    const method = safeValue(spec.method);
+    let head = method + ' ' + safeUri(route.requestUri) + ' SIP/2.0\r\nVia: ' + safeValue(via) + '\r\nMax-Forwards: 70\r\n';
+    for (const r of route.routes) head += 'Route: ' + safeValue(r) + '\r\n';
+    head += 'To: ' + safeValue(spec.to) + '\r\nFrom: ' + safeValue(spec.from) + '\r\nCall-ID: ' + safeValue(spec.callId) +
+      '\r\nCSeq: ' + spec.cseq + ' ' + method + '\r\n';
+    for (const [name, value] of extra) {
+      const n = headerName(name);
+      const k = n.lower;
+      if (k === 'content-length' || k === 'l' || k === 'via' || k === 'cseq' || k === 'call-id') continue;
+      head += n.canonical + ': ' + safeValue(value) + '\r\n';
+    }
+    return finish(head, body);
+  }
+
+  /**
+   * The target when it is known without waiting: the open flow (TCP/WS), the subscriber's source address or an
+   * IP literal (UDP). Undefined when a name must be resolved or a connection opened (resolveTarget).
+   */
+  private targetNow(spec: DialogRequestSpec, nextHop: string): Target | undefined {
+    if (spec.transport === 'tcp' || spec.transport === 'ws') {
+      const conn = this.flows.get(spec.flowId);
+      if (conn && conn.flow.transport === spec.transport) return { kind: 'conn', conn };
+      if (spec.transport === 'ws') return noFlow(); // we cannot dial a browser
+      return undefined;
+    }
+    const sock = this.udpSocketFor(spec.flowId);
+    if (!sock) return transportError();
+    if (spec.flowRemote && spec.flowRemote.port > 0) {
+      return { kind: 'udp', transport: sock, address: spec.flowRemote.address, port: spec.flowRemote.port };
+    }
+    const dest = this.hopNow(nextHop);
+    if (dest === undefined) return undefined;
+    if (dest.kind !== 'fail') return { kind: 'udp', transport: sock, address: dest.address, port: dest.port };
+    const flowAddr = spec.flowId !== undefined ? FlowTable.parseUdpFlowId(spec.flowId) : undefined;
+    if (flowAddr) return { kind: 'udp', transport: sock, address: flowAddr.remoteAddress, port: flowAddr.remotePort };
+    return dest;
+  }
+
+  /** UDP: the socket of the dialog's flow when we still have it, else the first UDP listener. */
+  private udpSocketFor(flowId: string | undefined): UdpTransport | undefined {
+    if (this.udp.length <= 1) return this.udp[0];
+    const flowAddr = flowId !== undefined ? FlowTable.parseUdpFlowId(flowId) : undefined;
+    return (flowAddr && this.udp.find((u) => u.port === flowAddr.localPort)) || this.udp[0];
   }
 
   /** §18.1.1 and RFC 5626 §5.3: the open flow first (TCP/WS), then the address of the next hop. */
@@ -748,16 +901,25 @@ class EmbeddedEngine implements SipEngine {
     return p;
   }
 
-  /** host:port of a SIP URI: IP literals as they are, names through dns.lookup, `.invalid` never (RFC 6761 §6.4). */
-  private async resolveHop(uri: string): Promise<{ kind: 'addr'; address: string; port: number } | { kind: 'fail'; outcome: RequestOutcome }> {
+  /** host:port of a SIP URI when it needs no lookup: an IP literal, or a failure; undefined for a name. */
+  private hopNow(uri: string): { kind: 'addr'; address: string; port: number } | { kind: 'fail'; outcome: RequestOutcome } | undefined {
     const u = parseUri(uri);
     if (!u || (u.scheme !== 'sip' && u.scheme !== 'sips')) return noFlow();
     const host = stripBrackets(u.host);
     const port = u.port ?? DEFAULT_SIP_PORT;
     if (isIP(host) !== 0) return { kind: 'addr', address: host, port };
     if (/\.invalid\.?$/i.test(host) || host.toLowerCase() === 'invalid') return noFlow();
+    return undefined;
+  }
+
+  /** host:port of a SIP URI: IP literals as they are, names through dns.lookup, `.invalid` never (RFC 6761 §6.4). */
+  private async resolveHop(uri: string): Promise<{ kind: 'addr'; address: string; port: number } | { kind: 'fail'; outcome: RequestOutcome }> {
+    const now = this.hopNow(uri);
+    if (now !== undefined) return now;
+    const u = parseUri(uri)!;
+    const port = u.port ?? DEFAULT_SIP_PORT;
     try {
-      const r = await lookup(host);
+      const r = await lookup(stripBrackets(u.host));
       return { kind: 'addr', address: r.address, port };
     } catch {
       return transportError();

@@ -32,12 +32,13 @@ export function canonicalHeaderName(lower: string): string {
   return n;
 }
 
-function safeValue(v: string): string {
+/** A header value from outside, with CR and LF made SP so it can never start a header line of its own. */
+export function safeValue(v: string): string {
   return v.indexOf('\n') === -1 && v.indexOf('\r') === -1 ? v : v.replace(/[\r\n]/g, ' ');
 }
 
 /** A Request-URI never contains whitespace (RFC 3261 §25.1); escape it rather than break the Request-Line. */
-function safeUri(u: string): string {
+export function safeUri(u: string): string {
   return u.indexOf(' ') === -1 && u.indexOf('\r') === -1 && u.indexOf('\n') === -1 ? u : u.replace(/[ \r\n]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'));
 }
 
@@ -52,7 +53,8 @@ function headerBlock(headers: HeaderMap): string {
   return s;
 }
 
-function finish(head: string, body: Buffer | undefined): Buffer {
+/** The bytes of a message whose start line and header lines are `head`: Content-Length, the blank line, the body. */
+export function finish(head: string, body: Buffer | undefined): Buffer {
   const bodyLen = body === undefined ? 0 : body.length;
   const text = head + 'Content-Length: ' + bodyLen + '\r\n\r\n';
   if (bodyLen === 0) return Buffer.from(text, 'utf8');
