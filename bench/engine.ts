@@ -3,7 +3,8 @@
 //           wall ms from the first sendRequest to the last outcome, and engine CPU µs per NOTIFY (its 200 parsed).
 //   server  N SUBSCRIBE-like requests from the peer, answered 200 at once by the handler; engine CPU µs per
 //           request, and the bytes each completed server transaction holds while it waits out Timer J (32 s):
-//           (heap + external after gc) / N, measured over N transactions that are all still in Completed.
+//           (heap + external after gc) / N, measured over N transactions that are all still in Completed
+//           (the completed-transaction budget raised so that none is forgotten early).
 //   parse   parseMessage of the 200 OK a watcher sends back to a NOTIFY, µs each.
 // Run: node --expose-gc --import tsx bench/engine.ts [fanout|server|parse ...] [--watchers 1000] [--rounds 30] [--n 50000]
 // The peer is this file again (`--peer`), so its CPU is not the engine's.
@@ -87,11 +88,11 @@ function cpuUs(): number {
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
-function heapNow(): number {
+function heapNow(): { heap: number; external: number } {
   if (!gc) throw new Error('run with node --expose-gc');
   for (let i = 0; i < 3; i++) gc();
   const m = process.memoryUsage();
-  return m.heapUsed + m.external;
+  return { heap: m.heapUsed, external: m.external };
 }
 
 function ask<T>(child: ChildProcess, msg: unknown): Promise<T> {
@@ -107,10 +108,10 @@ async function startPeer(): Promise<{ child: ChildProcess; port: number }> {
   return { child, port };
 }
 
-async function startEngine(): Promise<{ engine: SipEngine; port: number }> {
+async function startEngine(sip: Record<string, unknown> = {}): Promise<{ engine: SipEngine; port: number }> {
   const config = loadConfig({
     env: {},
-    overrides: { log: { level: 'silent', traceSip: [] }, sip: { listen: [{ transport: 'udp', address: '127.0.0.1', port: 0 }] } },
+    overrides: { log: { level: 'silent', traceSip: [] }, sip: { listen: [{ transport: 'udp', address: '127.0.0.1', port: 0 }], ...sip } },
   });
   const engine = createEmbeddedEngine({ config, logger: silentLogger, metrics: createMetrics() });
   const [a] = await engine.start();
@@ -164,7 +165,9 @@ async function fanout(watchers: number, rounds: number): Promise<Record<string, 
 
 async function server(n: number): Promise<Record<string, number>> {
   const peer = await startPeer();
-  const { engine, port } = await startEngine();
+  // The completed-transaction byte budget is 256 * sip.maxMessageSize (16 MiB by default, about 20 000 small
+  // answers): raised here so that all N transactions are still held when memory is read.
+  const { engine, port } = await startEngine({ maxMessageSize: 1024 * 1024 });
   let handled = 0;
   let tag = 0;
   engine.onRequest((tx) => {
@@ -182,11 +185,13 @@ async function server(n: number): Promise<Record<string, number>> {
   const cpu = cpuUs() - c0;
   const done = handled - h0;
   const m1 = heapNow();
-  const bytes = (m1 - m0) / done;
+  const heapBytes = (m1.heap - m0.heap) / done;
+  const externalBytes = (m1.external - m0.external) / done;
   if (wall > 30_000) console.error('the run took longer than Timer J: some transactions may have ended before the reading');
   await engine.stop();
   peer.child.kill();
-  return { requests: done, lost: r.sent - done, serverCpuUsPerRequest: +(cpu / done).toFixed(1), bytesPerCompletedTx: Math.round(bytes) };
+  return { requests: done, lost: r.sent - done, serverCpuUsPerRequest: +(cpu / done).toFixed(1),
+    bytesPerCompletedTx: Math.round(heapBytes + externalBytes), heapBytesPerTx: Math.round(heapBytes), externalBytesPerTx: Math.round(externalBytes) };
 }
 
 function parse(n: number): Record<string, number> {

@@ -30,8 +30,9 @@ export function serverTransactionKey(req: SipRequest, flowId = ''): string | und
   const method = req.method === 'ACK' ? 'INVITE' : req.method;
   const branch = via.branch;
   if (branch !== undefined && branch.startsWith(MAGIC_COOKIE) && branch.length > MAGIC_COOKIE.length) {
-    const sentBy = `${via.host.toLowerCase()}:${via.port ?? ''}`;
-    return `3261\u0000${branch}\u0000${sentBy}\u0000${method}\u0000${flowId}`;
+    // join, not a template: the key is kept for Timer J (32 s), and a concatenation of slices would keep the
+    // request's whole decoded header section alive through them (measured: 810 bytes a key instead of 133).
+    return ['3261', branch, via.host.toLowerCase() + ':' + (via.port ?? ''), method, flowId].join('\u0000');
   }
   const from = header(req, 'from');
   const to = header(req, 'to');
