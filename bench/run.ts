@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { cpus, totalmem, release } from 'node:os';
 import { sippVersion, SIPP_INSTALL, type Transport } from './lib/sipp.js';
-import { ROOT, startLamplighter, startKamailio, stopKamailio, kamailioMissing, kamailioVersion, KAMAILIO_INSTALL, type ServerUnderTest } from './lib/servers.js';
+import { ROOT, buildLamplighter, startLamplighter, startKamailio, stopKamailio, kamailioMissing, kamailioVersion, KAMAILIO_INSTALL, type ServerUnderTest } from './lib/servers.js';
 import { kneeSearch, fanout, Deadline, type ServerKind, type StartServer, type KneeResult, type FanoutResult } from './lib/figures.js';
 import { lamplighterScale, kamailioScale, type ScaleResult } from './lib/scale.js';
 import { runParserBench, type ParserResult } from './lib/parser-bench.js';
@@ -81,6 +81,14 @@ async function main(): Promise<number> {
     log(`Kamailio comparison skipped: ${kMissing}`);
     log(`  to get it: ${KAMAILIO_INSTALL} (and the reference setup in ../shared/bench or $BENCH_SHARED)`);
     servers = servers.filter((s) => !s.startsWith('kamailio'));
+  }
+
+  if (servers.includes('lamplighter')) {
+    const failed = buildLamplighter();
+    if (failed) {
+      log(failed);
+      process.exit(1);
+    }
   }
 
   const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim();

@@ -75,6 +75,7 @@ export const configSchema = z.object({
     cors: z.object({ enabled: z.boolean(), origins: z.array(z.string()) }).strict(),
   }).strict(),
   shutdownTimeoutMs: positiveInt,
+  memory: z.object({ heapGrowingPercent: z.number().int().min(0).max(300), idleGc: z.boolean() }).strict(),
 }).strict();
 
 export type Config = z.infer<typeof configSchema>;

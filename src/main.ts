@@ -2,6 +2,7 @@
 import { loadConfig, ConfigError } from './config.js';
 import { createLogger } from './log.js';
 import { startServer } from './server.js';
+import { tuneMemory } from './memory.js';
 
 function argValue(flag: string): string | undefined {
   const i = process.argv.indexOf(flag);
@@ -20,6 +21,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.log.level);
+  tuneMemory(config.memory, logger);
   const server = await startServer(config, logger);
   let exiting = false;
   const shutdown = (signal: string) => {

@@ -1,5 +1,5 @@
-// The servers under test, both as child processes on 127.0.0.1: Lamplighter (node --import tsx src/main.ts on a
-// temp database, ports chosen here) and the reference Kamailio (started and stopped by the shared start.sh/stop.sh
+// The servers under test, both as child processes on 127.0.0.1: Lamplighter (node dist/main.js, what `npm start`
+// runs, built by the runner first; on a temp database, ports chosen here) and the reference Kamailio (started and stopped by the shared start.sh/stop.sh
 // on 127.0.0.1:5070). Both are ended by their own PID only.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync, mkdirSync } from 'node:fs';
@@ -9,6 +9,12 @@ import { freePort } from './ports.js';
 import { track, checkNotAborted } from './children.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Compile the server as `npm start` does (tsc into dist/); the bench measures that, not the tsx loader. */
+export function buildLamplighter(): string | undefined {
+  const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, encoding: 'utf8' });
+  return r.status === 0 ? undefined : `build failed (npm run build): ${(r.stdout + r.stderr).trim().split('\n').slice(0, 5).join(' | ')}`;
+}
 
 export interface ServerUnderTest {
   name: string;
@@ -38,7 +44,7 @@ export async function startLamplighter(o: LamplighterOptions): Promise<ServerUnd
   mkdirSync(dirname(o.logFile), { recursive: true });
   const out = openSync(o.logFile, 'a');
   const t0 = performance.now();
-  const child: ChildProcess = spawn(process.execPath, [...(o.nodeArgs ?? []), '--import', 'tsx', join(ROOT, 'src', 'main.ts')], {
+  const child: ChildProcess = spawn(process.execPath, [...(o.nodeArgs ?? []), join(ROOT, 'dist', 'main.js')], {
     cwd: ROOT,
     stdio: ['ignore', out, out],
     env: {
