@@ -15,7 +15,7 @@ import type {
 import { header, headerAll, type HeaderMap, type SipMessage, type SipRequest, type SipResponse } from './message.js';
 import { canAnswer, parseMessage, type ParseLimits } from './parser.js';
 import { canonicalHeaderName, finish, safeUri, safeValue, serializeRequest, serializeResponse } from './serializer.js';
-import { formatVia, isValidUri, parseCSeq, parseEvent, parseNameAddr, parseUri, parseVia, tagOf } from './headers.js';
+import { formatVia, isValidUri, parseCSeq, parseEvent, parseNameAddr, parseUri, parseVia, tagOf, viaBranch } from './headers.js';
 import { reasonPhrase } from './reasons.js';
 import { FlowTable, type FlowConnection } from './flows.js';
 import { UdpTransport } from './transport-udp.js';
@@ -412,7 +412,25 @@ class EmbeddedEngine implements SipEngine {
   private onUdp(data: Buffer, remoteAddress: string, remotePort: number, tr: UdpTransport): void {
     // Phones keep NAT bindings open with datagrams of bare CRLFs (or nothing): not SIP, not an error either.
     if (isCrlfOnly(data)) return;
-    const flow = FlowTable.udpFlow({ localAddress: tr.address, localPort: tr.port, remoteAddress, remotePort });
+    // The answers to a fan-out's NOTIFYs: matched to their transactions without a flow (nothing replies to them).
+    if (data.length > 4 && data[0] === 0x53 && data[1] === 0x49 && data[2] === 0x50 && data[3] === 0x2f /* SIP/ */) {
+      try {
+        const r = parseMessage(data, this.limits, 'match');
+        if (r.ok && r.message.kind === 'response') {
+          this.receiveResponse(r.message, data, 'udp', remoteAddress, remotePort);
+          return;
+        }
+      } catch (err) {
+        this.metrics.sipDropped.inc({ reason: 'internal' });
+        this.logger.error({ transport: 'udp', remoteAddress, err: (err as Error).message }, 'SIP message handling failed');
+        return;
+      }
+    }
+    // FlowTable.udpFlow, with the socket's half of the id made once.
+    const flow: Flow = {
+      id: tr.flowIdPrefix + remoteAddress + '|' + remotePort, transport: 'udp',
+      localAddress: tr.address, localPort: tr.port, remoteAddress, remotePort,
+    };
     this.onMessage(data, flow, undefined, tr);
   }
 
@@ -427,8 +445,12 @@ class EmbeddedEngine implements SipEngine {
   }
 
   private receive(data: Buffer, flow: Flow, conn: FlowConnection | undefined, udp: UdpTransport | undefined): void {
+    const r = parseMessage(data, this.limits, 'match');
+    if (r.ok && r.message.kind === 'response') {
+      this.receiveResponse(r.message, data, flow.transport, flow.remoteAddress, flow.remotePort);
+      return;
+    }
     const send = this.replyPath(flow, conn, udp);
-    const r = parseMessage(data, this.limits);
     if (!r.ok) {
       if (this.traced(flow.remoteAddress, r.request)) this.trace('in', flow, hostport(flow.remoteAddress, flow.remotePort), data);
       if (r.request && canAnswer(r.request)) {
@@ -443,10 +465,9 @@ class EmbeddedEngine implements SipEngine {
       }
       return;
     }
-    const msg = r.message;
+    const msg = r.message as SipRequest;
     if (this.traced(flow.remoteAddress, msg)) this.trace('in', flow, hostport(flow.remoteAddress, flow.remotePort), data);
-    if (msg.kind === 'response') this.receiveResponse(msg);
-    else this.receiveRequest(msg, flow, send);
+    this.receiveRequest(msg, flow, send);
   }
 
   /**
@@ -618,18 +639,31 @@ class EmbeddedEngine implements SipEngine {
     };
   }
 
-  private receiveResponse(res: SipResponse): void {
+  /**
+   * A response, parsed with the 'match' checks: what §17.1.3 matching needs (top Via branch, CSeq method). One
+   * that matches no transaction is discarded (§18.1.2) after the full checks, so the drop is counted as malformed
+   * or stray as before.
+   */
+  private receiveResponse(res: SipResponse, data: Buffer, transport: Transport, remoteAddress: string, remotePort: number): void {
     const top = header(res, 'via');
-    const via = top === undefined ? null : parseVia(top);
+    const branch = top === undefined ? undefined : viaBranch(top);
     const cseq = header(res, 'cseq');
     const cs = cseq === undefined ? null : parseCSeq(cseq);
-    const tx = via?.branch !== undefined && cs !== null ? this.clientTxs.get(clientTransactionKey(via.branch, cs.method)) : undefined;
-    if (!tx) {
-      // §18.1.2: a response matching no client transaction is discarded.
-      this.metrics.sipDropped.inc({ reason: 'stray-response' });
+    const tx = branch !== undefined && cs !== null ? this.clientTxs.get(clientTransactionKey(branch, cs.method)) : undefined;
+    if (tx) {
+      if (this.traced(remoteAddress, res)) this.trace('in', { transport }, hostport(remoteAddress, remotePort), data);
+      tx.receiveResponse(res);
       return;
     }
-    tx.receiveResponse(res);
+    const full = parseMessage(data, this.limits);
+    if (!full.ok) {
+      if (this.traced(remoteAddress, undefined)) this.trace('in', { transport }, hostport(remoteAddress, remotePort), data);
+      this.metrics.sipDropped.inc({ reason: 'malformed' });
+      this.logger.debug({ transport, remoteAddress, error: full.error }, 'unanswerable SIP message dropped');
+      return;
+    }
+    if (this.traced(remoteAddress, res)) this.trace('in', { transport }, hostport(remoteAddress, remotePort), data);
+    this.metrics.sipDropped.inc({ reason: 'stray-response' });
   }
 
   private onConnectionClosed(conn: FlowConnection): void {

@@ -167,7 +167,7 @@ export function parseParams(s: string): Params {
  * Parse params from s[i..] into out (or only check them when out is null); returns false when a quoted value is
  * unterminated, a name is not a token or junk follows a value.
  */
-function parseParamsInto(s: string, i: number, out: Params | null, n = s.length): boolean {
+function parseParamsInto(s: string, i: number, out: Params | null, n = s.length, only?: string): boolean {
   let ok = true;
   while (i < n) {
     // skip separators and whitespace
@@ -212,9 +212,21 @@ function parseParamsInto(s: string, i: number, out: Params | null, n = s.length)
       ok = false;
       continue;
     }
-    if (out !== null) out[s.slice(nameStart, nameEnd).toLowerCase()] = value;
+    if (out === null) continue;
+    if (only === undefined) out[s.slice(nameStart, nameEnd).toLowerCase()] = value;
+    else if (equalsLowerRange(s, nameStart, nameEnd, only)) out[only] = value;
   }
   return ok;
+}
+
+/** s[a..b) equals the lower-case ASCII `lower`, ignoring case. */
+function equalsLowerRange(s: string, a: number, b: number, lower: string): boolean {
+  if (b - a !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    const c = s.charCodeAt(a + i);
+    if (c !== lower.charCodeAt(i) && (c < 0x41 || c > 0x5a || (c | 0x20) !== lower.charCodeAt(i))) return false;
+  }
+  return true;
 }
 
 function formatParams(p: Params): string {
@@ -662,6 +674,20 @@ function via(v: string, out: Via | null): boolean {
   const br = out.params.branch;
   if (br !== undefined && br !== null) out.branch = br;
   return true;
+}
+
+/**
+ * parseVia(v)?.branch for a Via that isValidVia accepts, without building the rest: what matching a response to
+ * its client transaction needs (RFC 3261 §17.1.3). The sent-protocol and sent-by hold no ';', so the parameters
+ * start at the first one.
+ */
+export function viaBranch(v: string): string | undefined {
+  const semi = v.indexOf(';');
+  if (semi === -1) return undefined;
+  const out: Params = dict();
+  parseParamsInto(v, semi, out, v.length, 'branch');
+  const br = out.branch;
+  return br === null || br === undefined ? undefined : br;
 }
 
 export function formatVia(v: Via): string {

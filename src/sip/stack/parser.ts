@@ -30,6 +30,14 @@ export interface ParseLimits {
 
 export const DEFAULT_LIMITS: ParseLimits = { maxMessageSize: 65536, maxHeaders: 100 };
 
+/**
+ * How far a response is checked. 'full' (the default) checks it like a request. 'match' checks what matching it to
+ * a client transaction relies on (RFC 3261 §17.1.3, §18.1.2): the Status-Line, the five mandatory headers present
+ * and not in conflict, CSeq, the top Via, Content-Length; From, To, Contact and the other Vias are left unparsed.
+ * Requests always get the full checks.
+ */
+export type ResponseChecks = 'full' | 'match';
+
 export type ParseResult =
   | { ok: true; message: SipMessage }
   | {
@@ -246,15 +254,15 @@ function isLwsOrCr(c: number): boolean {
 /**
  * Parse one SIP message. Never throws: any failure, including an internal one, comes back as { ok: false }.
  */
-export function parseMessage(buf: Buffer, limits: ParseLimits = DEFAULT_LIMITS): ParseResult {
+export function parseMessage(buf: Buffer, limits: ParseLimits = DEFAULT_LIMITS, responses: ResponseChecks = 'full'): ParseResult {
   try {
-    return parseUnsafe(buf, limits);
+    return parseUnsafe(buf, limits, responses);
   } catch {
     return fail('Malformed Message');
   }
 }
 
-function parseUnsafe(buf: Buffer, limits: ParseLimits): ParseResult {
+function parseUnsafe(buf: Buffer, limits: ParseLimits, responses: ResponseChecks): ParseResult {
   const start = skipLeadingCrlf(buf);
   if (start >= buf.length) return fail('Empty Message');
   // Look for the header end only within the size limit, so an oversize message costs bounded work.
@@ -383,7 +391,7 @@ function parseUnsafe(buf: Buffer, limits: ParseLimits): ParseResult {
   if (lastName !== undefined) addHeader(headers, lastName, lastValue);
 
   // --- mandatory headers (RFC 3261 §8.1.1; responses carry the same five, §8.2.6.2)
-  if (error === undefined) error = checkHeaders(msg);
+  if (error === undefined) error = checkHeaders(msg, responses);
 
   // --- body
   if (error === undefined) {
@@ -436,7 +444,7 @@ function conflicting(v: string[] | undefined): boolean {
   return false;
 }
 
-function checkHeaders(msg: SipRequest | SipResponse): string | undefined {
+function checkHeaders(msg: SipRequest | SipResponse, responses: ResponseChecks): string | undefined {
   const h = msg.headers;
   // one lookup per header (this runs for every message)
   const via = h.get('via');
@@ -466,6 +474,8 @@ function checkHeaders(msg: SipRequest | SipResponse): string | undefined {
       const n = parseContentLength(mf[0]!);
       if (n === null || n > 255) return 'Bad Max-Forwards';
     }
+  } else if (responses === 'match') {
+    return isValidVia(via![0]!) ? undefined : 'Bad Via';
   }
   // The structured headers every layer relies on are checked here, once, so no caller meets a Via, From, To or
   // Contact it cannot parse (RFC 4475 §3.1.2.1, §3.1.2.6, §3.1.2.13-15).

@@ -41,6 +41,7 @@ export class UdpTransport {
   private v6 = false;
   address: string;
   port: number;
+  private idPrefix: string | undefined;
 
   constructor(private readonly opts: UdpTransportOptions) {
     this.address = opts.address;
@@ -73,9 +74,15 @@ export class UdpTransport {
         const a = socket.address();
         this.address = a.address;
         this.port = a.port;
+        this.idPrefix = undefined;
         resolve({ address: a.address, port: a.port });
       });
     });
+  }
+
+  /** `udp|<local address>|<local port>|`: the socket's half of the id of every UDP flow on it (FlowTable.udpFlowId). */
+  get flowIdPrefix(): string {
+    return (this.idPrefix ??= `udp|${this.address}|${this.port}|`);
   }
 
   /**
