@@ -13,6 +13,7 @@ import { SubscriptionRegistry, type Subscription } from '../src/presence/subscri
 import type { EventPackageName } from '../src/presence/service.js';
 import type { PublicationInput } from '../src/presence/packages/types.js';
 import { detachString } from '../src/sip/stack/headers.js';
+import { ownString } from '../src/sip/face-common.js';
 
 const what = process.argv[2] ?? 'all';
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -95,19 +96,42 @@ function subscribeHead(i: number): { head: string; from: string; to: string; cal
 let tokenN = 0;
 const token = (bytes: number): string => (tokenN++).toString(16).padStart(bytes * 2, '0');
 
-function record(i: number): Subscription {
+/** Built as subscribe.ts builds it: `own` now (flat copies, shared flow strings), `detach` as it did before. */
+function record(i: number, style: 'own' | 'detach' = 'own'): Subscription {
   const h = subscribeHead(i);
   const localTag = token(8);
   const now = 1_000_000 + i;
+  // The engine hands over a fresh flow id and address string with every request.
+  const flowId = ['udp', '127.0.0.1', '36756', '127.0.0.1', String(5070 + (i % 1))].join('|');
+  const address = ['127', '0', '0', '1'].join('.');
+  if (style === 'detach') {
+    return {
+      id: token(12), event: 'dialog', eventId: null, presentity: detachString(h.presentity), domain: 'example.test',
+      watcherUri: detachString(h.watcher), callId: detachString(h.callId), localTag, remoteTag: detachString(h.fromTag),
+      localUri: `${detachString(h.to)};tag=${localTag}`, remoteUri: detachString(h.from), remoteTarget: detachString(h.contact),
+      routeSet: [], localCseq: 0, remoteCseq: 1, notifyVersion: -1, accept: 'application/dialog-info+xml', transport: 'udp',
+      flowId, sourceAddress: address, sourcePort: 5070, identity: '{"kind":"anonymous"}', expires: 600,
+      expiresAt: now + 600_000, nodeId: 'node-1', createdAt: now, updatedAt: now, lastNotifyCseq: 0, lastNotifyReply: 0,
+      userAgent: 'lamplighter-bench',
+    };
+  }
   return {
-    id: token(12), event: 'dialog', eventId: null, presentity: detachString(h.presentity), domain: 'example.test',
-    watcherUri: detachString(h.watcher), callId: detachString(h.callId), localTag, remoteTag: detachString(h.fromTag),
-    localUri: `${detachString(h.to)};tag=${localTag}`, remoteUri: detachString(h.from), remoteTarget: detachString(h.contact),
-    routeSet: [], localCseq: 0, remoteCseq: 1, notifyVersion: -1, accept: 'application/dialog-info+xml', transport: 'udp',
-    flowId: null, sourceAddress: '127.0.0.1', sourcePort: 5070, identity: '{"kind":"anonymous"}', expires: 600,
+    seq: undefined, id: token(12), event: 'dialog', eventId: null, presentity: shared(h.presentity), domain: 'example.test',
+    watcherUri: ownString(h.watcher), callId: ownString(h.callId), localTag, remoteTag: ownString(h.fromTag),
+    localUri: ownString(`${h.to};tag=${localTag}`), remoteUri: ownString(h.from), remoteTarget: ownString(h.contact),
+    routeSet: NO_ROUTE, localCseq: 0, remoteCseq: 1, notifyVersion: -1, accept: 'application/dialog-info+xml', transport: 'udp',
+    flowId: shared(flowId), sourceAddress: shared(address), sourcePort: 5070, identity: '{"kind":"anonymous"}', expires: 600,
     expiresAt: now + 600_000, nodeId: 'node-1', createdAt: now, updatedAt: now, lastNotifyCseq: 0, lastNotifyReply: 0,
     userAgent: 'lamplighter-bench',
   };
+}
+const NO_ROUTE: string[] = [];
+const sharedStrings = new Map<string, string>();
+/** As subscribe.ts shares a presentity (with its other watchers) and a flow's strings. */
+function shared(v: string): string {
+  let hit = sharedStrings.get(v);
+  if (hit === undefined) sharedStrings.set(v, (hit = ownString(v)));
+  return hit;
 }
 
 function benchSubscribe(): void {
@@ -149,8 +173,19 @@ function benchMemory(): void {
     console.log(`${label.padEnd(52)} ${((after - before) / N).toFixed(0).padStart(8)} bytes/subscription`);
     if (kept === null) console.log('unreachable');
   };
+  // The store gives each record its seq after the INSERT: a record that did not declare it changes shape then.
   let records: Subscription[] = [];
-  measure('records alone (SubscriptionRecord + strings)', () => (records = Array.from({ length: N }, (_, i) => record(i))));
+  measure('records, as subscribe.ts built them before', () => {
+    records = Array.from({ length: N }, (_, i) => record(i, 'detach'));
+    for (const r of records) r.seq = 1;
+    return records;
+  });
+  records = [];
+  measure('records, as subscribe.ts builds them now', () => {
+    records = Array.from({ length: N }, (_, i) => record(i));
+    for (const r of records) r.seq = 1;
+    return records;
+  });
   const reg = new SubscriptionRegistry();
   measure('SubscriptionRegistry indexes (records excluded)', () => { for (const s of records) reg.add(s); return reg; });
   if (reg.size !== N) throw new Error('size');

@@ -7,7 +7,7 @@ import type { SipAuthenticator } from './auth/types.js';
 import type { Presence } from '../presence/index.js';
 import { EVENT_PACKAGES } from '../presence/service.js';
 import { header, type SipRequest } from './stack/message.js';
-import { parseUInt, parseUri } from './stack/headers.js';
+import { detachString, parseUInt, parseUri } from './stack/headers.js';
 import type { Notifier } from './notify.js';
 
 export interface FaceContext {
@@ -124,4 +124,21 @@ export function servedTarget(ctx: FaceContext, tx: ServerTransaction): { user: s
     return null;
   }
   return { user: target.user, domain };
+}
+
+/** Scratch space for ownString: one copy in and one out, no Buffer allocated per string. */
+const OWN_SCRATCH = Buffer.allocUnsafe(4096);
+
+/**
+ * A flat copy of `s` that shares nothing with the text it was cut from: what a record kept for a subscription's
+ * life should hold. A parser slice keeps the whole message head alive; detachString's copy is a slice of a fresh
+ * string (32 bytes of slice header more per value). Strings V8 copies anyway (under 13 characters) are returned
+ * as they are; a string that does not survive UTF-8 (a lone surrogate) falls back to detachString.
+ */
+export function ownString(s: string): string {
+  if (s.length < 13) return s;
+  const n = OWN_SCRATCH.write(s, 0, 'utf8');
+  if (n > OWN_SCRATCH.length - 4) return detachString(s); // may not all have fit
+  const copy = OWN_SCRATCH.toString('utf8', 0, n);
+  return copy === s ? copy : detachString(s);
 }

@@ -4,12 +4,12 @@
 import type { ServerTransaction } from './port.js';
 import type { SipIdentity } from './auth/types.js';
 import { header, headerAll } from './stack/message.js';
-import { detachString, parseCSeq, parseEvent, parseNameAddr, parseUri } from './stack/headers.js';
+import { parseCSeq, parseEvent, parseNameAddr, parseUri } from './stack/headers.js';
 import { presentityKey, randomToken, type Subscription } from '../presence/index.js';
 import type { EventPackage } from '../presence/packages/types.js';
 import {
   ALLOW_EVENTS, acceptedTypes, acceptsType, contactHeader, grantExpires, isCallId, overloaded, type FaceContext,
-  flowBound, servedTarget,
+  flowBound, ownString, servedTarget,
 } from './face-common.js';
 
 /** Controls no stored header value may hold: all of C0 but HTAB, and DEL (RFC 3261 §25.1 TEXT-UTF8, token, qdtext). */
@@ -120,10 +120,10 @@ async function inDialog(ctx: FaceContext, tx: ServerTransaction, d: {
   sub.updatedAt = now;
   // SUBSCRIBE is a target refresh request (RFC 6665 §4.1.2.2 with RFC 3261 §12.2.2); the flow may be new too.
   const contact = firstContact(req);
-  if (contact) sub.remoteTarget = detachString(contact);
+  if (contact) sub.remoteTarget = ownString(contact);
   sub.transport = tx.flow.transport;
-  sub.flowId = tx.flow.id;
-  sub.sourceAddress = tx.flow.remoteAddress;
+  sub.flowId = flowString(tx.flow.id);
+  sub.sourceAddress = flowString(tx.flow.remoteAddress);
   sub.sourcePort = tx.flow.remotePort;
   try {
     await presence.refreshSubscription(sub, previousTransport);
@@ -151,12 +151,15 @@ async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
   const presentity = presentityKey(safeDecode(target.user), domain);
   // RFC 3261 §8.2.2.2 merged requests: the same SUBSCRIBE (Call-ID, From tag, CSeq) that reached us over another
   // path (another branch) must not make a second dialog.
-  for (const old of presence.watchers(presentity, d.pkg.name)) {
+  const watching = presence.watchers(presentity, d.pkg.name);
+  for (const old of watching) {
     if (old.callId === d.callId && old.remoteTag === d.fromTag && old.remoteCseq === d.cseq) {
       tx.respond({ status: 482, reason: 'Loop Detected' });
       return;
     }
   }
+  // The watchers of one presentity share one string for it.
+  const samePresentity = watching.length > 0 ? watching[0]!.presentity : undefined;
   const decision = await ctx.auth.check(tx, { domain });
   if (!decision.ok) return;
   // RFC 6665 §4.2.1.1 / RFC 3261 §21.4.7: we can only send the package's one body type.
@@ -192,24 +195,25 @@ async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
   }
   const now = presence.now();
   const localTag = randomToken(8);
-  // Every string kept for the subscription's life is detached from the SUBSCRIBE's header text: a parser slice
-  // would otherwise keep that message's whole head (~800 bytes) alive per subscription (RSS at 100k subscriptions).
-  const toValue = detachString(d.toValue);
+  // Every string kept for the subscription's life is a flat copy of its own (ownString), not a parser slice that
+  // would keep the SUBSCRIBE's whole head alive, nor a slice or concatenation wrapping one (32 bytes more each);
+  // values shared by many subscriptions are shared strings (RSS at 100k subscriptions).
   const userAgent = header(req, 'user-agent');
   const rawAccept = req.headers.get('accept');
   const sub: Subscription = {
-    id: randomToken(12), event: d.pkg.name, eventId: d.eventId === null ? null : detachString(d.eventId), presentity: detachString(presentity),
-    domain: intern(domain), watcherUri: detachString(d.watcherUri),
-    callId: detachString(d.callId), localTag, remoteTag: detachString(d.fromTag),
-    localUri: `${toValue};tag=${localTag}`, remoteUri: detachString(d.fromValue), remoteTarget: detachString(remoteTarget),
+    seq: undefined, // given by the store on insert: declared here so the record never changes shape
+    id: randomToken(12), event: d.pkg.name, eventId: d.eventId === null ? null : ownString(d.eventId),
+    presentity: samePresentity ?? ownString(presentity), domain: intern(domain), watcherUri: ownString(d.watcherUri),
+    callId: ownString(d.callId), localTag, remoteTag: ownString(d.fromTag),
+    localUri: ownString(`${d.toValue};tag=${localTag}`), remoteUri: ownString(d.fromValue), remoteTarget: ownString(remoteTarget),
     // RFC 3261 §12.1.1: a UAS takes the Record-Route URIs in order as its route set.
-    routeSet: recordRoute.map(detachString),
+    routeSet: recordRoute.length === 0 ? NO_ROUTE : recordRoute.map(ownString),
     localCseq: 0, remoteCseq: d.cseq, notifyVersion: -1,
-    accept: rawAccept === undefined ? null : intern(rawAccept.join(', ')),
-    transport: tx.flow.transport, flowId: tx.flow.id, sourceAddress: tx.flow.remoteAddress, sourcePort: tx.flow.remotePort,
-    identity: intern(JSON.stringify(decision.identity)), expires, expiresAt: now + expires * 1000, nodeId: presence.nodeId,
-    createdAt: now, updatedAt: now, lastNotifyCseq: 0, lastNotifyReply: 0,
-    userAgent: userAgent === undefined ? null : intern(userAgent),
+    accept: rawAccept === undefined ? null : intern(rawAccept.length === 1 ? rawAccept[0]! : rawAccept.join(', ')),
+    transport: tx.flow.transport, flowId: flowString(tx.flow.id), sourceAddress: flowString(tx.flow.remoteAddress),
+    sourcePort: tx.flow.remotePort, identity: intern(JSON.stringify(decision.identity)), expires,
+    expiresAt: now + expires * 1000, nodeId: presence.nodeId, createdAt: now, updatedAt: now, lastNotifyCseq: 0,
+    lastNotifyReply: 0, userAgent: userAgent === undefined ? null : intern(userAgent),
   };
   const headers: Array<[string, string]> = [
     ['Expires', String(expires)],
@@ -257,10 +261,28 @@ const interned = new Map<string, string>();
 function intern(v: string): string {
   const hit = interned.get(v);
   if (hit !== undefined) return hit;
-  const own = detachString(v);
+  const own = ownString(v);
   if (interned.size < INTERN_MAX) interned.set(own, own);
   return own;
 }
+
+/**
+ * Flow ids and source addresses: every subscription over one flow (a PBX's or a phone's socket) shares one string.
+ * Flows come and go, so the table starts over when it holds FLOW_STRINGS_KEPT of them.
+ */
+const FLOW_STRINGS_KEPT = 2048;
+const flowStrings = new Map<string, string>();
+function flowString<T extends string | null>(v: T): T {
+  if (v === null) return v;
+  const hit = flowStrings.get(v);
+  if (hit !== undefined) return hit as T;
+  if (flowStrings.size >= FLOW_STRINGS_KEPT) flowStrings.clear();
+  const own = ownString(v);
+  flowStrings.set(own, own);
+  return own as T;
+}
+
+const NO_ROUTE: string[] = [];
 
 function firstContact(req: ServerTransaction['request']): string | null {
   const v = header(req, 'contact');
