@@ -46,6 +46,7 @@ export const configSchema = z.object({
       maxFailuresUdp: positiveInt,
       maxFailuresReliable: positiveInt,
       minIntervalMs: z.number().int().min(0),
+      sendBatch: positiveInt,
     }).strict(),
     limits: z.object({
       subscriptionsPerWatcher: positiveInt,

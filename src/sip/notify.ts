@@ -183,10 +183,17 @@ export class Notifier {
     group.push({ sub, rt, spec, cseq: sub.localCseq, body, trackers });
   }
 
-  /** Hand NOTIFYs whose CSeq and version are on disk to the engine. */
-  private dispatch(group: Outgoing[]): void {
+  /**
+   * Hand NOTIFYs whose CSeq and version are on disk to the engine, `sip.notify.sendBatch` at a time: between two
+   * batches the event loop reads the socket, so the 200s of the first NOTIFYs are matched before their Timer E
+   * (500 ms, RFC 3261 §17.1.2.2) would retransmit them, and other requests are not held up by a large fan-out.
+   */
+  private dispatch(group: Outgoing[], from = 0): void {
     const { engine } = this.o;
-    for (const o of group) {
+    const end = Math.min(group.length, from + this.o.config.sip.notify.sendBatch);
+    if (end < group.length) setImmediate(() => this.dispatch(group, end));
+    for (let i = from; i < end; i++) {
+      const o = group[i]!;
       if (this.stopped) {
         // Shutting down: nothing is sent, and that says nothing about the watcher, so no policy.
         o.rt.inFlight = false;

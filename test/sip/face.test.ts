@@ -418,6 +418,26 @@ describe('NOTIFY after state changes', () => {
   });
 });
 
+describe('NOTIFY fan-out pacing', () => {
+  it('hands a large fan-out to the engine sip.notify.sendBatch at a time, letting the event loop run between batches', async () => {
+    const h = await setup({ sip: { notify: { sendBatch: 10 } } });
+    for (let i = 0; i < 25; i++) await subscribed(h, { watcher: `w${i}` });
+    const before = h.engine.sent.length;
+    // What the engine has been handed, seen from the event loop between two turns.
+    const seen: number[] = [];
+    let probing = true;
+    const probe = () => { seen.push(h.engine.sent.length - before); if (probing) setImmediate(probe); };
+    expect((await publish(h, { state: 'early' })).status).toBe(200);
+    setImmediate(probe);
+    await h.engine.waitSent(before + 25);
+    await new Promise((r) => setImmediate(r));
+    probing = false;
+    const steps = [...new Set(seen)].filter((n) => n > 0);
+    expect(steps).toEqual([10, 20, 25]);
+    expect(h.engine.sent.slice(before).map((n) => version(n.body))).toEqual(Array(25).fill(1));
+  });
+});
+
 describe('NOTIFY persistence and target refresh', () => {
   it('CSeq and version are on disk before each NOTIFY is handed to the engine', async () => {
     const h = await setup();
