@@ -66,6 +66,17 @@ export function acceptedTypes(req: SipRequest): string[] | null {
   return out;
 }
 
+/**
+ * Whether the request's Accept headers admit this media type (RFC 3261 §20.1); no Accept header, or an empty one,
+ * admits the package's type (RFC 6665 §4.2.1.1). The common case, one value naming exactly the type, builds nothing.
+ */
+export function acceptsBody(req: SipRequest, type: string): boolean {
+  const values = req.headers.get('accept');
+  if (values === undefined || (values.length === 1 && values[0] === type)) return true;
+  const ranges = acceptedTypes(req)!;
+  return ranges.length === 0 || acceptsType(ranges, type);
+}
+
 /** Whether a media type is acceptable under these ranges (RFC 3261 §20.1: `type/*` and `*\/*` ranges). */
 export function acceptsType(ranges: string[], type: string): boolean {
   const t = type.toLowerCase();
@@ -97,9 +108,17 @@ export function overloaded(ctx: FaceContext, tx: ServerTransaction, limit: strin
   }
 }
 
-export function contactHeader(engine: SipEngine, transport: Parameters<SipEngine['contactUri']>[0]): string {
+type ContactTransport = Parameters<SipEngine['contactUri']>[0];
+/** The last Contact built per transport: every 2xx and NOTIFY carries one, and it only changes with the listener. */
+const contactMemo = new Map<ContactTransport, { uri: string; header: string }>();
+
+export function contactHeader(engine: SipEngine, transport: ContactTransport): string {
   const uri = engine.contactUri(transport);
-  return uri.startsWith('<') ? uri : `<${uri}>`;
+  const memo = contactMemo.get(transport);
+  if (memo !== undefined && memo.uri === uri) return memo.header;
+  const header = uri.startsWith('<') ? uri : `<${uri}>`;
+  contactMemo.set(transport, { uri, header });
+  return header;
 }
 
 /**

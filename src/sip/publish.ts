@@ -63,6 +63,7 @@ export async function handlePublish(ctx: FaceContext, tx: ServerTransaction): Pr
   }
   let contentType: string | null = null;
   // The publication keeps its own copy of the body (req.body is a view into the whole datagram or stream chunk).
+  // Pooled: consecutive PUBLISH bodies fill the pools they pin (measured: own memory per body costs more).
   // The copy is the Buffer validated: the packages memoise their parse by Buffer, so the composition that follows
   // reads the result of this validation instead of parsing the body a second time.
   const body = hasBody ? Buffer.from(req.body) : req.body;

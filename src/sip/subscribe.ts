@@ -8,7 +8,7 @@ import { parseCSeq, parseEvent, parseNameAddr, parseUri } from './stack/headers.
 import { presentityKey, randomToken, type Subscription } from '../presence/index.js';
 import type { EventPackage } from '../presence/packages/types.js';
 import {
-  ALLOW_EVENTS, acceptedTypes, acceptsType, contactHeader, grantExpires, isCallId, overloaded, type FaceContext,
+  ALLOW_EVENTS, acceptsBody, contactHeader, grantExpires, isCallId, overloaded, type FaceContext,
   flowBound, ownString, servedTarget,
 } from './face-common.js';
 
@@ -40,7 +40,7 @@ export async function handleSubscribe(ctx: FaceContext, tx: ServerTransaction): 
   }
   // Accept and User-Agent are stored with the subscription (and shown by the API): no control but HTAB belongs in
   // them either (RFC 3261 §25.1 TEXT-UTF8 and token exclude C0 and DEL; socket-fuzz finding).
-  if ([...(req.headers.get('accept') ?? []), ...(req.headers.get('user-agent') ?? [])].some((v) => CONTROL_CHAR.test(v))) {
+  if (anyControl(req.headers.get('accept')) || anyControl(req.headers.get('user-agent'))) {
     tx.respond({ status: 400, reason: 'Malformed Accept or User-Agent' });
     return;
   }
@@ -96,8 +96,7 @@ async function inDialog(ctx: FaceContext, tx: ServerTransaction, d: {
     tx.respond({ status: 481, reason: 'Subscription Does Not Exist' });
     return;
   }
-  const accept = acceptedTypes(req);
-  if (accept !== null && accept.length > 0 && !acceptsType(accept, d.pkg.contentType)) {
+  if (!acceptsBody(req, d.pkg.contentType)) {
     tx.respond({ status: 406, reason: 'Not Acceptable', headers: [['Accept', d.pkg.contentType]] });
     return;
   }
@@ -163,8 +162,7 @@ async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
   const decision = await ctx.auth.check(tx, { domain });
   if (!decision.ok) return;
   // RFC 6665 §4.2.1.1 / RFC 3261 §21.4.7: we can only send the package's one body type.
-  const accept = acceptedTypes(req);
-  if (accept !== null && accept.length > 0 && !acceptsType(accept, d.pkg.contentType)) {
+  if (!acceptsBody(req, d.pkg.contentType)) {
     tx.respond({ status: 406, reason: 'Not Acceptable', headers: [['Accept', d.pkg.contentType]] });
     return;
   }
@@ -215,12 +213,9 @@ async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
     expiresAt: now + expires * 1000, nodeId: presence.nodeId, createdAt: now, updatedAt: now, lastNotifyCseq: 0,
     lastNotifyReply: 0, userAgent: userAgent === undefined ? null : intern(userAgent),
   };
-  const headers: Array<[string, string]> = [
-    ['Expires', String(expires)],
-    ['Contact', contactHeader(ctx.engine, tx.flow.transport)],
-    ...recordRoute.map((rr): [string, string] => ['Record-Route', rr]),
-    ['Allow-Events', ALLOW_EVENTS],
-  ];
+  const headers: Array<[string, string]> = [['Expires', String(expires)], ['Contact', contactHeader(ctx.engine, tx.flow.transport)]];
+  for (const rr of recordRoute) headers.push(['Record-Route', rr]);
+  headers.push(ALLOW_EVENTS_HEADER);
   if (expires === 0) {
     // RFC 6665 §4.4.3: a fetch. 200, one NOTIFY with the state and `terminated`, nothing stored.
     tx.respond({ status: 200, reason: 'OK', toTag: localTag, headers });
@@ -283,6 +278,8 @@ function flowString<T extends string | null>(v: T): T {
 }
 
 const NO_ROUTE: string[] = [];
+/** The same pair in every 2xx (the engine only reads response headers). */
+const ALLOW_EVENTS_HEADER: [string, string] = ['Allow-Events', ALLOW_EVENTS];
 
 function firstContact(req: ServerTransaction['request']): string | null {
   const v = header(req, 'contact');
@@ -291,7 +288,13 @@ function firstContact(req: ServerTransaction['request']): string | null {
   return na && na.uri !== '*' ? na.uri : null;
 }
 
+function anyControl(values: readonly string[] | undefined): boolean {
+  if (values !== undefined) for (const v of values) if (CONTROL_CHAR.test(v)) return true;
+  return false;
+}
+
 function safeDecode(user: string): string {
+  if (!user.includes('%')) return user;
   try {
     return decodeURIComponent(user);
   } catch {

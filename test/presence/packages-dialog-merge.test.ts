@@ -85,3 +85,18 @@ describe('dialog: incremental composition equals a fresh merge (property)', () =
     expect(again).toEqual(x);
   });
 });
+
+describe('dialog: version splice', () => {
+  it('version 0 is built once per state and equals the spliced form; other versions splice their digits', () => {
+    const pkg = createDialogPackage();
+    const r = pkg.render(pkg.idle(), ENTITY);
+    const zero = r.forVersion(0);
+    expect(r.forVersion(0)).toBe(zero);
+    for (const v of [0, 1, 9, 10, 99, 12345, 4294967295, Number.MAX_SAFE_INTEGER]) {
+      const text = (v === 0 ? zero : r.forVersion(v)).toString('utf8');
+      expect(text).toBe(zero.toString('utf8').replace('version="0"', `version="${v}"`));
+    }
+    expect(() => r.forVersion(-1)).toThrow(RangeError);
+    expect(() => r.forVersion(1.5)).toThrow(RangeError);
+  });
+});

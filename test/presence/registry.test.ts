@@ -141,3 +141,19 @@ describe('Hub: idle states', () => {
     expect(again.rendered.forVersion(0)).toEqual(first.rendered.forVersion(0));
   });
 });
+
+describe('ownBuffer', () => {
+  it('copies bytes and strings into memory of their own', async () => {
+    const { ownBuffer } = await import('../../src/presence/packages/common.js');
+    const pooled = Buffer.from('<dialog-info/>');
+    const a = ownBuffer(pooled);
+    expect(a.equals(pooled)).toBe(true);
+    expect(a.buffer).not.toBe(pooled.buffer);
+    expect(a.byteOffset).toBe(0);
+    expect(a.buffer.byteLength).toBe(a.length);
+    const b = ownBuffer('Zoë 🎧 <&>');
+    expect(b.toString('utf8')).toBe('Zoë 🎧 <&>');
+    expect(b.buffer.byteLength).toBe(Buffer.byteLength('Zoë 🎧 <&>'));
+    expect(ownBuffer('').length).toBe(0);
+  });
+});

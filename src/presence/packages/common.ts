@@ -83,3 +83,19 @@ export function oldestFirst<T extends { updatedAt: number }>(pubs: readonly T[])
 export function staticBody(contentType: string, bytes: Buffer): { contentType: string; forVersion(version: number): Buffer } {
   return { contentType, forVersion: () => bytes };
 }
+
+/**
+ * A Buffer with memory of its own, for bytes kept long (a publication's body, a rendered state). Small Buffers
+ * from Buffer.from/concat/allocUnsafe are slices of a shared 8 KiB pool, and one long-lived slice keeps its whole
+ * pool alive after everything else in it is garbage (RSS: thousands of pinned pools at 100k subscriptions).
+ */
+export function ownBuffer(bytes: Uint8Array | string): Buffer {
+  if (typeof bytes === 'string') {
+    const out = Buffer.allocUnsafeSlow(Buffer.byteLength(bytes, 'utf8'));
+    out.write(bytes, 0, 'utf8');
+    return out;
+  }
+  const out = Buffer.allocUnsafeSlow(bytes.length);
+  out.set(bytes, 0);
+  return out;
+}

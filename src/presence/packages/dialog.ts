@@ -15,7 +15,7 @@
 import type { ManualDialogState } from '../service.js';
 import type { ComposedState, EventPackage, PublicationInput, RenderedBody } from './types.js';
 import type { BodyLimits } from './common.js';
-import { isMediaType, resolveLimits, userPart, looksLikeUri, oldestFirst } from './common.js';
+import { isMediaType, ownBuffer, resolveLimits, userPart, looksLikeUri, oldestFirst } from './common.js';
 import { attr, child, children, escapeXml, readXml, type XmlElement } from './xml.js';
 
 export const DIALOG_INFO_NS = 'urn:ietf:params:xml:ns:dialog-info';
@@ -295,11 +295,24 @@ const DIALOG_INFO_HEAD = Buffer.from('<?xml version="1.0" encoding="UTF-8"?>\n'
  */
 class DialogInfoBody implements RenderedBody {
   readonly contentType = DIALOG_INFO_CONTENT_TYPE;
+  /** Version 0, every new watcher's first NOTIFY (RFC 4235 §4.1): built once per state, shared by all of them. */
+  private first: Buffer | undefined;
   constructor(private readonly head: Buffer, private readonly tail: Buffer) {}
   forVersion(version: number): Buffer {
+    if (version === 0) return (this.first ??= this.build(0));
     if (!Number.isSafeInteger(version) || version < 0) throw new RangeError('dialog-info version must be a non-negative integer');
-    const v = Buffer.from(String(version), 'latin1');
-    return Buffer.concat([this.head, v, this.tail], this.head.length + v.length + this.tail.length);
+    return this.build(version);
+  }
+  private build(version: number): Buffer {
+    // The number's digits go straight into the body: no Buffer and no array for them.
+    const digits = version < 10 ? 1 : String(version).length;
+    // Version 0 is kept with the state (own memory, see ownBuffer); the others live for one NOTIFY (pooled).
+    const size = this.head.length + digits + this.tail.length;
+    const out = version === 0 ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
+    this.head.copy(out, 0);
+    out.write(String(version), this.head.length, 'latin1');
+    this.tail.copy(out, this.head.length + digits);
+    return out;
   }
 }
 
@@ -446,7 +459,7 @@ export function createDialogPackage(limitsIn?: Partial<BodyLimits>): EventPackag
       const tail = `" state="full" entity="${escapeXml(entity)}">\n`
         + dialogs.map((d) => renderDialog(d, user)).join('')
         + '</dialog-info>\n';
-      return new DialogInfoBody(DIALOG_INFO_HEAD, Buffer.from(tail, 'utf8'));
+      return new DialogInfoBody(DIALOG_INFO_HEAD, ownBuffer(tail));
     },
   };
 }

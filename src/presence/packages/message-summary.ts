@@ -7,7 +7,7 @@
 import type { ManualDialogState } from '../service.js';
 import type { ComposedState, EventPackage, PublicationInput, RenderedBody } from './types.js';
 import type { BodyLimits } from './common.js';
-import { isMediaType, looksLikeUri, resolveLimits, staticBody, oldestFirst } from './common.js';
+import { isMediaType, looksLikeUri, ownBuffer, resolveLimits, staticBody, oldestFirst } from './common.js';
 
 export const MESSAGE_SUMMARY_CONTENT_TYPE = 'application/simple-message-summary';
 
@@ -159,7 +159,7 @@ export function createMessageSummaryPackage(limitsIn?: Partial<BodyLimits>): Eve
 
     render(composed: ComposedState): RenderedBody {
       const d = isSummaryData(composed.data) ? composed.data : idleData();
-      return staticBody(MESSAGE_SUMMARY_CONTENT_TYPE, Buffer.from(renderMessageSummary(d), 'utf8'));
+      return staticBody(MESSAGE_SUMMARY_CONTENT_TYPE, ownBuffer(renderMessageSummary(d)));
     },
   };
 }

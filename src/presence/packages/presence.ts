@@ -13,7 +13,7 @@
 import type { ManualDialogState } from '../service.js';
 import type { ComposedState, EventPackage, PublicationInput, RenderedBody } from './types.js';
 import type { BodyLimits } from './common.js';
-import { isMediaType, looksLikeUri, resolveLimits, staticBody, oldestFirst } from './common.js';
+import { isMediaType, looksLikeUri, ownBuffer, resolveLimits, staticBody, oldestFirst } from './common.js';
 import { attr, child, children, escapeXml, readXml, type XmlElement } from './xml.js';
 
 export const PIDF_NS = 'urn:ietf:params:xml:ns:pidf';
@@ -188,7 +188,7 @@ export function createPresencePackage(limitsIn?: Partial<BodyLimits>): EventPack
         xml += `  <dm:person id="p1"><rpid:activities>${acts.map((a) => `<rpid:${a}/>`).join('')}</rpid:activities></dm:person>\n`;
       }
       xml += '</presence>\n';
-      return staticBody(PIDF_CONTENT_TYPE, Buffer.from(xml, 'utf8'));
+      return staticBody(PIDF_CONTENT_TYPE, ownBuffer(xml));
     },
   };
 }
