@@ -11,7 +11,7 @@ import {
   EVENT_PACKAGES, type EventPackageName, type ManualDialogState, type PresenceService, type PresentityStateView,
   type ResetResult, type SubscriptionView,
 } from './service.js';
-import type { EventPackage, PublicationInput } from './packages/types.js';
+import type { EventPackage } from './packages/types.js';
 import { SubscriptionRegistry, type Subscription } from './subscriptions.js';
 import { PublicationRegistry, type Publication } from './publications.js';
 import { Hub, type CurrentState, type PackageSet, type StateChange } from './hub.js';
@@ -97,7 +97,9 @@ export class Presence implements PresenceService {
     this.subStore = new SubscriptionStore(opts.db, opts.commit, { replyLogIntervalMs: opts.replyLogIntervalMs });
     this.pubStore = new PublicationStore(opts.db, opts.commit);
     this.hub = new Hub(this.packages, {
-      publications: (presentity, event) => this.pubs.of(presentity, event).map(toInput),
+      // A Publication is a PublicationInput: the packages get the records themselves (they never mutate them), in a
+      // copy of the array, instead of one new object per live publication on every recomposition.
+      publications: (presentity, event) => this.pubs.of(presentity, event).slice(),
       // The manual state is a lamp state: dialog and presence bodies both reflect it; MWI never does.
       manual: (presentity, event) => (event === 'message-summary' ? null : this.manual.get(presentity) ?? null),
     });
@@ -418,9 +420,6 @@ export class Presence implements PresenceService {
   }
 }
 
-function toInput(p: Publication): PublicationInput {
-  return { etag: p.etag, contentType: p.contentType, body: p.body, updatedAt: p.updatedAt };
-}
 
 /** `201@Example.COM` and `sip:201@example.com` both name presentity `201@example.com`. */
 export function normalizePresentity(p: string): string {
