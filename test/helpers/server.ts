@@ -94,7 +94,8 @@ export interface ChildServer {
  * Start `src/main.ts` as a child process on loopback. Ports are 0 unless given (fixed ports let a restarted
  * server keep the addresses its watchers know). Resolves when the child logs "ready".
  */
-export async function spawnServer(opts: { dbFile: string; env?: Record<string, string>; sipPort?: number; wsPort?: number; apiPort?: number; timeoutMs?: number }): Promise<ChildServer> {
+/** `entry`: a compiled main.js to run (what `npm start` runs); the default is src/main.ts through tsx. */
+export async function spawnServer(opts: { dbFile: string; env?: Record<string, string>; sipPort?: number; wsPort?: number; apiPort?: number; timeoutMs?: number; entry?: string }): Promise<ChildServer> {
   const env: Record<string, string> = {
     ...process.env as Record<string, string>,
     LAMPLIGHTER_DB: opts.dbFile,
@@ -108,7 +109,8 @@ export async function spawnServer(opts: { dbFile: string; env?: Record<string, s
     LAMPLIGHTER_NODE_ID: 'test-child',
     ...opts.env,
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'main.ts')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = opts.entry ? [opts.entry] : ['--import', 'tsx', join(ROOT, 'src', 'main.ts')];
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Array<Record<string, unknown>> = [];
   let text = '';
   const sip: ChildServer['sip'] = {};
