@@ -114,6 +114,15 @@ const NC_START = 'A-Za-z_\\u00C0-\\u00D6\\u00D8-\\u00F6\\u00F8-\\u02FF\\u0370-\\
 const NC_CHAR = `${NC_START}\\-.0-9\\u00B7\\u0300-\\u036F\\u203F-\\u2040`;
 const QNAME = new RegExp(`[${NC_START}][${NC_CHAR}]*(?::[${NC_START}][${NC_CHAR}]*)?`, 'y');
 
+/** ASCII NameStartChar without ':' (XML 1.0 §2.3). */
+function isAsciiNameStart(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f;
+}
+/** ASCII NameChar without ':'. */
+function isAsciiNameChar(c: number): boolean {
+  return isAsciiNameStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e;
+}
+
 function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
 }
@@ -149,6 +158,8 @@ class Reader {
   private readonly s: string;
   private pos = 0;
   private elements = 0;
+  /** Where the next ']]>' at or after some earlier position is (-1: none left); see text(). */
+  private cdataEndAt = -2;
 
   constructor(input: Buffer | string, private readonly limits: XmlLimits) {
     const bytes = typeof input === 'string' ? Buffer.byteLength(input, 'utf8') : input.length;
@@ -219,13 +230,36 @@ class Reader {
   }
 
   private name(): string {
-    QNAME.lastIndex = this.pos;
-    const m = QNAME.exec(this.s);
+    // ASCII names (all our packages' elements and attributes) are scanned by hand; anything else goes to QNAME.
+    const s = this.s;
+    const start = this.pos;
+    let i = start;
+    let colon = -1;
+    let c = s.charCodeAt(i);
+    if (isAsciiNameStart(c)) {
+      for (i++; ; i++) {
+        c = s.charCodeAt(i);
+        if (isAsciiNameChar(c)) continue;
+        if (c === 0x3a && colon < 0 && i > start && isAsciiNameStart(s.charCodeAt(i + 1))) { colon = i++; continue; }
+        break;
+      }
+      // Stopped on something that is no part of a name (or the end): the name is complete and ASCII. A colon
+      // before a non-ASCII character, or a non-ASCII character, may still continue it: QNAME decides.
+      const more = c >= 0x80 || (c === 0x3a && colon < 0 && s.charCodeAt(i + 1) >= 0x80);
+      if (!more) {
+        if (i - start > this.limits.maxNameLength) throw new XmlError('name too long');
+        this.pos = i;
+        // A second colon, or one at the end, is not a QName.
+        if (c === 0x3a) throw new XmlError('bad qualified name');
+        return s.slice(start, i);
+      }
+    }
+    QNAME.lastIndex = start;
+    const m = QNAME.exec(s);
     if (!m) throw new XmlError('bad name');
     if (m[0].length > this.limits.maxNameLength) throw new XmlError('name too long');
     this.pos += m[0].length;
-    // A second colon, or one at the end, is not a QName.
-    if (this.s[this.pos] === ':') throw new XmlError('bad qualified name');
+    if (s[this.pos] === ':') throw new XmlError('bad qualified name');
     return m[0];
   }
 
@@ -258,12 +292,13 @@ class Reader {
   }
 
   /** Check a run of literal characters for ones XML forbids (§2.2): C0 controls, lone surrogates, U+FFFE/FFFF. */
-  private checkChars(from: number, to: number): void {
+  private checkChars(from: number, to: number): boolean {
     const s = this.s;
+    let lineEnds = false;
     for (let i = from; i < to; i++) {
       const c = s.charCodeAt(i);
       if (c >= 0x20 && c < 0xd800) continue;
-      if (c === 0x9 || c === 0xa || c === 0xd) continue;
+      if (c === 0x9 || c === 0xa || c === 0xd) { lineEnds = true; continue; }
       if (c < 0x20 || c === 0xfffe || c === 0xffff) throw new XmlError('illegal character in XML');
       if (c >= 0xd800 && c <= 0xdbff) {
         const n = s.charCodeAt(i + 1);
@@ -272,6 +307,7 @@ class Reader {
       }
       if (c >= 0xdc00 && c <= 0xdfff) throw new XmlError('illegal character in XML');
     }
+    return lineEnds;
   }
 
   private attributeValue(): string {
@@ -305,8 +341,11 @@ class Reader {
    * escaped tab or line break survives.
    */
   private literal(from: number, to: number, inAttribute: boolean): string {
-    this.checkChars(from, to);
-    const run = this.s.slice(from, to).replace(/\r\n?/g, '\n');
+    if (from === to) return '';
+    const lineEnds = this.checkChars(from, to);
+    const slice = this.s.slice(from, to);
+    if (!lineEnds) return slice;
+    const run = slice.replace(/\r\n?/g, '\n');
     return inAttribute ? run.replace(/[\t\n]/g, ' ') : run;
   }
 
@@ -368,10 +407,11 @@ class Reader {
         // `xml` is bound to its namespace and nothing else may be (Namespaces in XML §3).
         for (const [p, uri] of scope) if ((p === 'xml') !== (uri === XML_NS)) throw new XmlError('bad namespace declaration');
       }
-      const expanded = new Set<string>();
+      let expanded: Set<string> | undefined;
       for (const an of attrs.keys()) {
         const colon = an.indexOf(':');
         if (colon < 0) continue;
+        expanded ??= new Set<string>();
         const uri = scope.get(an.slice(0, colon));
         if (uri === undefined) throw new XmlError('undeclared namespace prefix');
         // Two prefixes for one namespace must not make the same attribute twice (Namespaces in XML §6.3).
@@ -434,7 +474,9 @@ class Reader {
     const s = this.s;
     if (end === this.pos) return;
     // ']]>' must not appear in character data (§2.4).
-    if (s.slice(this.pos, end).includes(']]>')) throw new XmlError("']]>' in character data");
+    // The next ']]>' of the document is looked up again only once it is behind us: one pass in all.
+    if (this.cdataEndAt !== -1 && this.cdataEndAt < this.pos) this.cdataEndAt = s.indexOf(']]>', this.pos);
+    if (this.cdataEndAt !== -1 && this.cdataEndAt + 3 <= end) throw new XmlError("']]>' in character data");
     let out = '';
     let runStart = this.pos;
     while (this.pos < end) {
