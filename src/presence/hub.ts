@@ -20,7 +20,8 @@ export interface CurrentState {
 }
 
 export interface HubInputs {
-  publications(presentity: string, event: EventPackageName): PublicationInput[];
+  /** Live publications, oldest first; only read. The registry's own records may be returned as they are. */
+  publications(presentity: string, event: EventPackageName): readonly PublicationInput[];
   manual(presentity: string, event: EventPackageName): ManualDialogState | null;
 }
 

@@ -424,7 +424,7 @@ export function createDialogPackage(limitsIn?: Partial<BodyLimits>): EventPackag
       return parsed.ok ? null : parsed.reason;
     },
 
-    compose(pubs: PublicationInput[], manual: ManualDialogState | null, previous?: ComposedState): ComposedState {
+    compose(pubs: readonly PublicationInput[], manual: ManualDialogState | null, previous?: ComposedState): ComposedState {
       // A manual state (the admin API) overrides publications while it is set, and has no call behind it.
       if (manual) return state([{ id: null, direction: 'recipient', state: manual }], 'manual');
 

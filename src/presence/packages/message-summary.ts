@@ -139,7 +139,7 @@ export function createMessageSummaryPackage(limitsIn?: Partial<BodyLimits>): Eve
       return parsed.ok ? null : parsed.reason;
     },
 
-    compose(pubs: PublicationInput[], _manual: ManualDialogState | null): ComposedState {
+    compose(pubs: readonly PublicationInput[], _manual: ManualDialogState | null): ComposedState {
       const ordered = oldestFirst(pubs);
       for (let k = ordered.length - 1; k >= 0; k--) {
         const p = ordered[k]!;

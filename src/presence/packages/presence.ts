@@ -140,7 +140,7 @@ export function createPresencePackage(limitsIn?: Partial<BodyLimits>): EventPack
       return parsed.ok ? null : parsed.reason;
     },
 
-    compose(pubs: PublicationInput[], manual: ManualDialogState | null): ComposedState {
+    compose(pubs: readonly PublicationInput[], manual: ManualDialogState | null): ComposedState {
       if (manual) {
         const m = MANUAL[manual];
         return state({ ...m, activities: [...m.activities] }, 'manual');

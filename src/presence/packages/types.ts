@@ -36,9 +36,10 @@ export interface EventPackage {
   validate(body: Buffer, contentType: string): string | null;
   /**
    * Compose the live publications (oldest first) and a manual state (dialog only) into one state. `previous` lets
-   * the dialog package end a reported dialog under its own id instead of dropping it (RFC 4235 §4.3).
+   * the dialog package end a reported dialog under its own id instead of dropping it (RFC 4235 §4.3). `pubs` is
+   * only read, never kept: the publication records themselves may be passed (no copy per composition).
    */
-  compose(pubs: PublicationInput[], manual: ManualDialogState | null, previous?: ComposedState): ComposedState;
+  compose(pubs: readonly PublicationInput[], manual: ManualDialogState | null, previous?: ComposedState): ComposedState;
   /** The neutral state of a presentity nothing is known about (RFC 6665 §4.2.1.2). */
   idle(): ComposedState;
   /** Render for `entity`, the watched AOR as a URI (`sip:201@example.com`). */
