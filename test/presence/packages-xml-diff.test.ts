@@ -35,3 +35,16 @@ describe('readXml: fast paths read as the reference reader does (property)', () 
     }), { numRuns: 3000 });
   });
 });
+
+describe('readXml: elements without attributes', () => {
+  it('share one empty attribute Map that refuses writes', () => {
+    const r = readXml('<a x="1"><b/><c/></a>');
+    if (!r.ok) throw new Error(r.reason);
+    const [b, c] = r.root.children;
+    expect(b!.attrs.size).toBe(0);
+    expect(b!.attrs).toBe(c!.attrs);
+    expect(() => b!.attrs.set('y', '2')).toThrow(TypeError);
+    expect(r.root.attrs.get('x')).toBe('1');
+    expect(c!.attrs.size).toBe(0);
+  });
+});

@@ -53,6 +53,14 @@ export type XmlReadResult = { ok: true; root: XmlElement } | { ok: false; reason
 
 const XML_NS = 'http://www.w3.org/XML/1998/namespace';
 
+/** The attributes of every element that has none: shared, so it refuses writes. */
+class NoAttributes extends Map<string, string> {
+  override set(): this { throw new TypeError('parsed XML elements are read-only'); }
+  override delete(): boolean { throw new TypeError('parsed XML elements are read-only'); }
+  override clear(): void { throw new TypeError('parsed XML elements are read-only'); }
+}
+const NO_ATTRIBUTES: Map<string, string> = new NoAttributes();
+
 class XmlError extends Error {}
 
 /** Escape for element content and attribute values alike (XML 1.0 §2.4, §3.3.3). */
@@ -392,7 +400,9 @@ class Reader {
 
       const parentScope = stack.length ? stack[stack.length - 1]!.scope : rootScope;
       let scope = parentScope;
-      const attrs = new Map<string, string>();
+      // Most elements of these bodies have no attribute: they share one empty Map (nothing ever writes to a parsed
+      // element; the parse results are memoised and shared already).
+      const attrs = rawAttrs.length === 0 ? NO_ATTRIBUTES : new Map<string, string>();
       for (const [an, av] of rawAttrs) {
         if (an === 'xmlns' || an.startsWith('xmlns:')) {
           if (scope === parentScope) scope = new Map(parentScope);
