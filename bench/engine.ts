@@ -25,6 +25,7 @@ const CRLF = (s: string): string => s.replace(/\r?\n/g, '\r\n');
 // Answers every request with a 200 copying Via/From/To/Call-ID/CSeq (what SIPp's [last_*] does), and on
 // {send:n,rate,port} sends n SUBSCRIBEs to the engine at `rate` per second.
 function peerMain(): void {
+  process.on('disconnect', () => process.exit(0)); // never outlive the benchmark
   const sock = dgram.createSocket('udp4');
   const grab = (text: string, name: string): string => {
     const m = new RegExp(`^${name}:.*$`, 'im').exec(text);
