@@ -1,6 +1,7 @@
 // Micro-benchmark of the embedded SIP engine's hot paths (issue 6), the engine alone over loopback UDP:
 //   fanout  W NOTIFYs through sendRequest to a peer process that answers each with a SIPp-like 200 OK;
-//           wall ms from the first sendRequest to the last outcome, and engine CPU µs per NOTIFY (its 200 parsed).
+//           wall ms from the first sendRequest to the last outcome, and engine CPU µs per NOTIFY (its 200 parsed);
+//           then the bytes a client transaction holds while it waits out Timer K after its 200.
 //   server  N SUBSCRIBE-like requests from the peer, answered 200 at once by the handler; engine CPU µs per
 //           request, and the bytes each completed server transaction holds while it waits out Timer J (32 s):
 //           (heap + external after gc) / N, measured over N transactions that are all still in Completed
@@ -160,9 +161,17 @@ async function fanout(watchers: number, rounds: number): Promise<Record<string, 
     if (r >= 5) { walls.push(wall); cpus.push(cpu / watchers); }
     await new Promise((res) => setTimeout(res, 100));
   }
+  // What a client transaction holds while it waits out Timer K (5 s on UDP) after its 200: one more fan-out, read
+  // at once, against a reading taken after every earlier transaction has ended.
+  await new Promise((res) => setTimeout(res, 5500));
+  const m0 = heapNow();
+  let answered = 0;
+  await Promise.all(specs.map((sp) => { sp.cseq++; return engine.sendRequest(sp).then((o) => { if (o.status === 200) answered++; }); }));
+  const m1 = heapNow();
+  const kBytes = (m1.heap + m1.external - m0.heap - m0.external) / answered;
   await engine.stop();
   peer.child.kill();
-  return { watchers, fanoutWallMs: +median(walls).toFixed(1), fanoutCpuUsPerNotify: +median(cpus).toFixed(1) };
+  return { watchers, fanoutWallMs: +median(walls).toFixed(1), fanoutCpuUsPerNotify: +median(cpus).toFixed(1), bytesPerCompletedClientTx: Math.round(kBytes) };
 }
 
 async function server(n: number): Promise<Record<string, number>> {

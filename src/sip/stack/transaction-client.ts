@@ -14,7 +14,8 @@ export type ClientTxState = 'trying' | 'proceeding' | 'completed' | 'terminated'
 
 /** §17.1.3: branch of the top Via + CSeq method. */
 export function clientTransactionKey(branch: string, method: string): string {
-  return `${branch}\u0000${method}`;
+  // join makes one flat string: a concatenation would be kept as a tree of pieces for as long as the key (Timer K).
+  return [branch, method].join('\u0000');
 }
 
 export interface ClientTxOptions {
@@ -60,8 +61,10 @@ function queuesFor(t: SipTimers): ClientTimerQueues {
 export class NonInviteClientTransaction {
   state: ClientTxState = 'trying';
   readonly key: string;
-  readonly outcome: Promise<RequestOutcome>;
-  private resolveOutcome!: (o: RequestOutcome) => void;
+  /** Until Completed: Timer K (5 s on UDP) does not need the answer, and at a fan-out's rate it is kilobytes each. */
+  private promise: Promise<RequestOutcome> | undefined;
+  private finalStatus = 0;
+  private resolveOutcome: ((o: RequestOutcome) => void) | undefined;
   /** What is needed while the request may be sent again; dropped once the transaction has its answer. */
   private opts: ClientTxOptions | undefined;
   private readonly reliable: boolean;
@@ -80,7 +83,15 @@ export class NonInviteClientTransaction {
     this.queues = queuesFor(opts.timers);
     this.onTerminated = opts.onTerminated;
     this.intervalE = opts.timers.T1;
-    this.outcome = new Promise((resolve) => { this.resolveOutcome = resolve; });
+    this.promise = new Promise((resolve) => { this.resolveOutcome = resolve; });
+  }
+
+  /**
+   * The final outcome. Take it when the transaction starts: once Completed the transaction lets go of it (and of
+   * the response in it), and later reads get only the status.
+   */
+  get outcome(): Promise<RequestOutcome> {
+    return this.promise ?? Promise.resolve({ status: this.finalStatus, reason: '' });
   }
 
   /** Send the request for the first time and start Timers E (UDP only) and F. */
@@ -91,23 +102,21 @@ export class NonInviteClientTransaction {
   }
 
   // A failed retransmission over UDP is not fatal: the next one or Timer F decides (§17.1.4 is about the
-  // transport reporting failure for the request as such, which we take from the first send).
-  private readonly onFirstSent = (ok: boolean): void => {
-    if (!ok) this.transportError();
-  };
-
+  // transport reporting failure for the request as such, which we take from the first send). The callback is made
+  // for the first send only, so the transaction does not keep one for its whole life.
   private transmit(first: boolean): void {
     const o = this.opts;
     if (o === undefined) return;
     let r: boolean | Promise<boolean> | undefined;
+    const onFirstSent = first ? (ok: boolean): void => { if (!ok) this.transportError(); } : undefined;
     try {
-      r = first ? o.send(o.request, this.onFirstSent) : o.send(o.request);
+      r = onFirstSent !== undefined ? o.send(o.request, onFirstSent) : o.send(o.request);
     } catch {
       r = false;
     }
-    if (r === undefined || !first) return;
-    if (typeof r === 'boolean') this.onFirstSent(r);
-    else r.then(this.onFirstSent, () => this.onFirstSent(false));
+    if (r === undefined || onFirstSent === undefined) return;
+    if (typeof r === 'boolean') onFirstSent(r);
+    else r.then(onFirstSent, () => onFirstSent(false));
   }
 
   /** Timer E fired (from the queue for the first interval, from its own timer after that). */
@@ -143,6 +152,8 @@ export class NonInviteClientTransaction {
     }
     this.finish({ status: res.status, reason: res.reason, response: res });
     this.state = 'completed';
+    this.finalStatus = res.status;
+    this.promise = undefined;
     if (timerK(this.timers, this.reliable) === 0) {
       this.terminate();
       return;
@@ -175,7 +186,10 @@ export class NonInviteClientTransaction {
     // Completed only absorbs copies of the answer (Timer K, 5 s on UDP): the request bytes and the way to send
     // them are no longer needed, and at a fan-out's rate they are most of what the transaction holds.
     this.opts = undefined;
-    this.resolveOutcome(o);
+    const resolve = this.resolveOutcome;
+    // The resolving function holds the promise, and so the outcome: let go of both (see `outcome`).
+    this.resolveOutcome = undefined;
+    resolve?.(o);
   }
 
   private clearTimerE(): void {
