@@ -15,7 +15,7 @@ import type {
 import { header, headerAll, type HeaderMap, type SipMessage, type SipRequest, type SipResponse } from './message.js';
 import { canAnswer, parseMessage, type ParseLimits } from './parser.js';
 import { canonicalHeaderName, finish, safeUri, safeValue, serializeRequest, serializeResponse } from './serializer.js';
-import { formatVia, isValidUri, parseCSeq, parseEvent, parseNameAddr, parseUri, parseVia, tagOf, viaBranch } from './headers.js';
+import { formatVia, isValidUri, parseCSeq, parseEvent, parseNameAddr, parseUri, parseVia, tagOf, viaBranch, type Via } from './headers.js';
 import { reasonPhrase } from './reasons.js';
 import { FlowTable, type FlowConnection } from './flows.js';
 import { UdpTransport } from './transport-udp.js';
@@ -146,6 +146,41 @@ function appendHeader(h: HeaderMap, name: string, value: string): void {
   const cur = h.get(k);
   if (cur) cur.push(value);
   else h.set(k, [value]);
+}
+
+// A Via that formatVia(parseVia(v)) gives back unchanged: upper-case SIP/2.0/transport, one SP, a host and a port
+// without leading zeros, lower-case parameter names with plain values, no whitespace. Most phones and SIPp send
+// this form, and for it received/rport can be set in the text itself.
+const CANONICAL_VIA = /^SIP\/2\.0\/[A-Z]+ (?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::[1-9][0-9]{0,4})?((?:;[a-z0-9.!%*_+`'~-]+(?:=[^\s;",=]*)?)*)$/;
+
+/**
+ * The top Via with received and/or rport set (RFC 3261 §18.2.1, RFC 3581 §4), written into the text: the same
+ * string formatVia gives for the parsed Via with those parameters set, or undefined when the Via is not in the
+ * canonical form (or repeats a parameter) and must go through parse and format.
+ */
+export function withReceived(v: string, received: string | undefined, rport: string | undefined): string | undefined {
+  const m = CANONICAL_VIA.exec(v);
+  if (m === null) return undefined;
+  const params = m[1]!;
+  const base = v.length - params.length;
+  let out = v.slice(0, base);
+  let sawReceived = false;
+  const seen = new Set<string>();
+  for (const piece of params.split(';')) {
+    if (piece === '') continue;
+    const eq = piece.indexOf('=');
+    const name = eq === -1 ? piece : piece.slice(0, eq);
+    // A later duplicate wins in parseParams, and for-in puts index-like names first: leave those to formatVia.
+    if (seen.has(name) || (name.charCodeAt(0) >= 0x30 && name.charCodeAt(0) <= 0x39)) return undefined;
+    seen.add(name);
+    if (name === 'received' && received !== undefined) {
+      out += ';received=' + received;
+      sawReceived = true;
+    } else if (name === 'rport' && rport !== undefined) out += ';rport=' + rport;
+    else out += ';' + piece;
+  }
+  if (received !== undefined && !sawReceived) out += ';received=' + received;
+  return out;
 }
 
 /** What the TU holds for a request until it answers: the transaction, and the way back to the client. */
@@ -504,29 +539,33 @@ class EmbeddedEngine implements SipEngine {
     });
   }
 
-  /** RFC 3261 §18.2.1 and RFC 3581 §4: record the source address in the top Via. */
-  private applyReceived(req: SipRequest, flow: Flow): void {
+  /** RFC 3261 §18.2.1 and RFC 3581 §4: record the source address in the top Via (parsed already when given). */
+  private applyReceived(req: SipRequest, flow: Flow, parsed?: Via | null): void {
     const vias = req.headers.get('via');
     if (!vias || vias.length === 0) return;
-    const via = parseVia(vias[0]!);
+    const via = parsed !== undefined ? parsed : parseVia(vias[0]!);
     if (via === null) return;
     const hasRport = Object.prototype.hasOwnProperty.call(via.params, 'rport');
-    let changed = false;
+    const setReceived = hasRport || stripBrackets(via.host).toLowerCase() !== flow.remoteAddress.toLowerCase();
+    const setRport = hasRport && (via.params.rport === null || via.params.rport === '');
+    if (!setReceived && !setRport) return;
+    const rport = String(flow.remotePort);
+    const quick = withReceived(vias[0]!, setReceived ? flow.remoteAddress : undefined, setRport ? rport : undefined);
+    if (quick !== undefined) {
+      vias[0] = quick;
+      return;
+    }
     // With rport, received is added even when it equals the sent-by (RFC 3581 §4).
-    if (hasRport || stripBrackets(via.host).toLowerCase() !== flow.remoteAddress.toLowerCase()) {
-      via.params.received = flow.remoteAddress;
-      changed = true;
-    }
-    if (hasRport && (via.params.rport === null || via.params.rport === '')) {
-      via.params.rport = String(flow.remotePort);
-      changed = true;
-    }
-    if (changed) vias[0] = formatVia(via);
+    if (setReceived) via.params.received = flow.remoteAddress;
+    if (setRport) via.params.rport = rport;
+    vias[0] = formatVia(via);
   }
 
   private receiveRequest(req: SipRequest, flow: Flow, sendOnFlow: (data: Buffer) => boolean): void {
     // The key comes from the Via as the client sent it, before received/rport are added.
-    const key = serverTransactionKey(req, flow.id);
+    const top = header(req, 'via');
+    const topVia = top === undefined ? null : parseVia(top);
+    const key = serverTransactionKey(req, flow.id, topVia);
     if (key === undefined) {
       this.metrics.sipDropped.inc({ reason: 'malformed' });
       return;
@@ -541,7 +580,7 @@ class EmbeddedEngine implements SipEngine {
       if (again !== undefined) this.sendServerResponse(again, req, flow, sendOnFlow);
       return;
     }
-    this.applyReceived(req, flow);
+    this.applyReceived(req, flow, topVia);
     this.metrics.sipRequests.inc({ method: methodLabel(req.method), transport: flow.transport });
 
     if (this.stopping || !this.handler) {

@@ -4,7 +4,7 @@
 // transaction is forgotten.
 import type { SipRequest } from './message.js';
 import { header } from './message.js';
-import { parseVia, tagOf } from './headers.js';
+import { parseVia, tagOf, type Via } from './headers.js';
 import { ExpiryQueue, timerJ, type SipTimers } from './timers.js';
 
 export type ServerTxState = 'trying' | 'proceeding' | 'completed' | 'terminated';
@@ -22,10 +22,11 @@ export const MAGIC_COOKIE = 'z9hG4bK';
  * another flow (a confused client, or someone replaying a neighbour's Via) is a new request, not a retransmission
  * to be swallowed or answered over the first client's flow.
  */
-export function serverTransactionKey(req: SipRequest, flowId = ''): string | undefined {
+export function serverTransactionKey(req: SipRequest, flowId = '', topVia?: Via | null): string | undefined {
   const top = header(req, 'via');
   if (top === undefined) return undefined;
-  const via = parseVia(top);
+  // The engine parses the top Via once for the key and for received/rport (§18.2.1) and passes it in.
+  const via = topVia !== undefined ? topVia : parseVia(top);
   if (via === null) return undefined;
   const method = req.method === 'ACK' ? 'INVITE' : req.method;
   const branch = via.branch;
