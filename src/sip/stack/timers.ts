@@ -90,7 +90,8 @@ export class ExpiryQueue<T> {
     const at = this.scheduler.now() + this.delayMs;
     this.items.delete(item);
     this.items.set(item, at);
-    if (this.handle === undefined) this.arm(at, at - this.delayMs);
+    // The head may be older than this item (an add from inside onExpire, while earlier items still wait).
+    if (this.handle === undefined) this.arm(this.items.values().next().value!, at - this.delayMs);
   }
 
   /** Forget the item; the timer goes when nothing is left, so an idle engine holds none. */
