@@ -190,6 +190,11 @@ export class Presence implements PresenceService {
     return this.subs.findByDialog(callId, localTag, remoteTag);
   }
 
+  /** Subscriptions whose dialog has this Call-ID (usually none or one): merged-request checks without a scan. */
+  withCallId(callId: string): readonly Subscription[] {
+    return this.subs.withCallId(callId);
+  }
+
   watchers(presentity: string, event: EventPackageName): Subscription[] {
     return this.subs.watchers(presentity, event);
   }

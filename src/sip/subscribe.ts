@@ -150,14 +150,14 @@ async function newSubscription(ctx: FaceContext, tx: ServerTransaction, d: {
   const presentity = presentityKey(safeDecode(target.user), domain);
   // RFC 3261 §8.2.2.2 merged requests: the same SUBSCRIBE (Call-ID, From tag, CSeq) that reached us over another
   // path (another branch) must not make a second dialog.
-  const watching = presence.watchers(presentity, d.pkg.name);
-  for (const old of watching) {
-    if (old.callId === d.callId && old.remoteTag === d.fromTag && old.remoteCseq === d.cseq) {
+  for (const old of presence.withCallId(d.callId)) {
+    if (old.presentity === presentity && old.event === d.pkg.name && old.remoteTag === d.fromTag && old.remoteCseq === d.cseq) {
       tx.respond({ status: 482, reason: 'Loop Detected' });
       return;
     }
   }
   // The watchers of one presentity share one string for it.
+  const watching = presence.watchers(presentity, d.pkg.name);
   const samePresentity = watching.length > 0 ? watching[0]!.presentity : undefined;
   const decision = await ctx.auth.check(tx, { domain });
   if (!decision.ok) return;
