@@ -26,6 +26,11 @@ const CHECK_MS = 5_000;
 const QUIET_UTILISATION = 0.05;
 /** A collection is worth it when the heap grew this much since the last one, or the last one freed this much. */
 const WORTH_BYTES = 16 * 1024 * 1024;
+/**
+ * Quiet checks after a busy one that collect in any case: what a burst leaves dies over the next 32 s (Timer J) and
+ * dead objects do not grow the heap, so growth alone would miss them. 8 checks of 5 s cover Timer J.
+ */
+const AFTER_BUSY_CHECKS = 8;
 
 export interface IdleCollector {
   stop(): void;
@@ -34,10 +39,10 @@ export interface IdleCollector {
 /**
  * Apply the heap settings and start the idle collector. Call once, at process start (main.ts).
  *
- * While the process is quiet, the collector collects when the heap grew by WORTH_BYTES since the last collection,
- * and keeps collecting every check while each collection still frees that much: after a burst, what the burst left
- * behind dies over the next 32 s (Timer J), so one collection right after it is not enough. Each one is a full
- * mark-compact of a heap of a few hundred MB (tens of ms); it stops as soon as there is nothing left to free.
+ * While the process is quiet, the collector collects on each of the AFTER_BUSY_CHECKS checks that follow a busy one
+ * (after a burst, what it left behind dies over the next 32 s, Timer J, so one collection right after it is not
+ * enough), and otherwise when the heap grew by WORTH_BYTES since the last collection or the last one still freed
+ * that much. Each one is a full mark-compact of a heap of a few hundred MB (tens of ms); never under load.
  */
 export function tuneMemory(o: MemoryOptions, logger: Logger): IdleCollector {
   if (o.heapGrowingPercent > 0) v8.setFlagsFromString(`--heap-growing-percent=${o.heapGrowingPercent}`);
@@ -45,14 +50,19 @@ export function tuneMemory(o: MemoryOptions, logger: Logger): IdleCollector {
   const gc = exposeGc();
   let liveAfterGc = v8.getHeapStatistics().used_heap_size;
   let lastFreed = 0;
+  let afterBusy = 0;
   let elu = performance.eventLoopUtilization();
   const timer = setInterval(() => {
     const now = performance.eventLoopUtilization();
     const busy = performance.eventLoopUtilization(now, elu).utilization;
     elu = now;
     const used = v8.getHeapStatistics().used_heap_size;
-    if (busy >= QUIET_UTILISATION) return;
-    if (used - liveAfterGc < WORTH_BYTES && lastFreed < WORTH_BYTES) return;
+    if (busy >= QUIET_UTILISATION) {
+      afterBusy = AFTER_BUSY_CHECKS;
+      return;
+    }
+    if (afterBusy > 0) afterBusy--;
+    else if (used - liveAfterGc < WORTH_BYTES && lastFreed < WORTH_BYTES) return;
     const t = performance.now();
     gc();
     const after = v8.getHeapStatistics().used_heap_size;

@@ -34,6 +34,35 @@ describe('idle heap collection', () => {
     }
   });
 
+  it('after a busy spell, collects on the quiet checks that follow even when the heap does not grow (objects dying)', async () => {
+    const { logger, debug } = recordingLogger();
+    const collector = tuneMemory({ heapGrowingPercent: 0, idleGc: true, checkMs: 200 }, logger);
+    try {
+      // Busy: ~60 MB of objects made and kept, as a burst's server transactions are kept for Timer J.
+      let keep: object[][] = [];
+      const until = Date.now() + 700;
+      while (Date.now() < until) {
+        if (keep.length < 30) keep.push(Array.from({ length: 50_000 }, (_, j) => ({ j, s: `y${j}` })));
+        await new Promise((r) => setImmediate(r));
+      }
+      // Quiet: the first collections find them alive; then they die without the heap growing.
+      await new Promise((r) => setTimeout(r, 500));
+      const collectedWhileAlive = debug.length;
+      // Still referenced here, so the collections so far could not free them.
+      expect(keep.reduce((n, a) => n + a.length, 0)).toBe(30 * 50_000);
+      expect(debug.every((d) => d.obj.afterMb > 40)).toBe(true);
+      keep = [];
+      expect(keep).toHaveLength(0);
+      const deadline = Date.now() + 3000;
+      while (!debug.slice(collectedWhileAlive).some((d) => d.obj.afterMb < d.obj.beforeMb - 30) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(debug.slice(collectedWhileAlive).some((d) => d.obj.afterMb < d.obj.beforeMb - 30), JSON.stringify(debug)).toBe(true);
+    } finally {
+      collector.stop();
+    }
+  });
+
   it('does not collect while the event loop is busy', async () => {
     const { logger, debug } = recordingLogger();
     const collector = tuneMemory({ heapGrowingPercent: 0, idleGc: true, checkMs: 200 }, logger);
