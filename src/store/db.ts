@@ -48,34 +48,24 @@ export function migrate(db: Db, migrations: Migration[] = MIGRATIONS): number {
  * setImmediate, and each returned promise resolves after that transaction has committed (or rejects if it failed).
  * Callers answer SIP only after the promise resolves, so an acknowledged subscription is always on disk.
  *
- * Optionally (`minIntervalMs` > 0), transactions are at most one per interval: a write that comes sooner after the
- * last commit waits for the rest of it and shares the next transaction; an idle server still commits on the next
- * turn. Off by default: callers (and tests) rely on a write being durable one turn after it was queued. Measured at
- * 1500 SUBSCRIBE/s, 2 ms cut the transactions 3.3x but the SQLite time only 16 %: the cost is in the statements.
+ * Commits are not spaced out further (at most one per N ms): at 1500 SUBSCRIBE/s 2 ms cut the transactions 3.3x
+ * but the SQLite time only 16 %, and after the schema split (migration 004) at 2000/s it changed nothing measurable:
+ * one turn already batches several writes, and the cost is in the statements.
  */
-export const COMMIT_MIN_INTERVAL_MS = 0;
-
 export class GroupCommit {
   private queue: Array<{ fn: () => void; resolve: () => void; reject: (e: unknown) => void }> = [];
   private scheduled = false;
-  private lastFlushAt = -Infinity;
-  private timer: NodeJS.Timeout | undefined;
-  private readonly minIntervalMs: number;
   /** Observers of commit latency (metrics). */
   onCommit?: (ms: number, writes: number) => void;
 
-  constructor(private readonly db: Db, opts: { minIntervalMs?: number } = {}) {
-    this.minIntervalMs = opts.minIntervalMs ?? COMMIT_MIN_INTERVAL_MS;
-  }
+  constructor(private readonly db: Db) {}
 
   write(fn: () => void): Promise<void> {
     return new Promise((resolve, reject) => {
       this.queue.push({ fn, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
-        const wait = this.lastFlushAt + this.minIntervalMs - performance.now();
-        if (wait > 0) this.timer = setTimeout(this.flushBound, wait);
-        else setImmediate(this.flushBound);
+        setImmediate(this.flushBound);
       }
     });
   }
@@ -85,15 +75,10 @@ export class GroupCommit {
   /** Run every queued write now, in one transaction. */
   flush(): void {
     this.scheduled = false;
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
     const batch = this.queue;
     if (batch.length === 0) return;
     this.queue = [];
     const started = performance.now();
-    this.lastFlushAt = started;
     try {
       this.db.transaction(() => {
         for (const w of batch) w.fn();
