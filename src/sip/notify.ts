@@ -51,7 +51,6 @@ interface Outgoing {
   sub: Subscription;
   rt: Runtime;
   spec: DialogRequestSpec;
-  cseq: number;
   body: Buffer;
   trackers: FanoutTracker[];
 }
@@ -180,7 +179,7 @@ export class Notifier {
         (err: unknown) => { this.waiting.delete(persisted); this.notCommitted(g, err); },
       );
     }
-    group.push({ sub, rt, spec, cseq: sub.localCseq, body, trackers });
+    group.push({ sub, rt, spec, body, trackers });
   }
 
   /**
@@ -211,7 +210,7 @@ export class Notifier {
             o.rt.inFlight = false;
             return;
           }
-          this.settled(o.sub, o.rt, outcome, o.cseq, o.body);
+          this.settled(o.sub, o.rt, outcome, o.spec.cseq, o.body);
         },
         (err: unknown) => this.notSent([o], err),
       );

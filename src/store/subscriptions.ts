@@ -123,8 +123,7 @@ export class SubscriptionStore {
   private readonly countStmt;
   private nextSeq: number;
   /** Subscriptions whose NOTIFY counters go into the next transaction (one write for a whole fan-out). */
-  private counterBatch: Map<number, SubscriptionRecord> | undefined;
-  private counterBatchDurable: Promise<void> | undefined;
+  private counterBatch: { records: Map<number, SubscriptionRecord>; durable: Promise<void> } | undefined;
   /** Answers to NOTIFYs not yet written (see noteReply). */
   private readonly replies = new Map<SubscriptionRecord, PendingReply>();
   private replyTimer: NodeJS.Timeout | undefined;
@@ -195,16 +194,17 @@ export class SubscriptionStore {
   notifySent(s: SubscriptionRecord): Promise<void> {
     const seq = s.seq;
     if (seq === undefined) return notStored(s);
-    if (this.counterBatch === undefined) {
-      const batch = new Map<number, SubscriptionRecord>();
-      this.counterBatch = batch;
-      this.counterBatchDurable = this.commit.write(() => {
-        if (this.counterBatch === batch) this.counterBatch = undefined;
-        for (const [k, r] of batch) this.countersStmt.run(r.localCseq, r.notifyVersion, k);
+    let batch = this.counterBatch;
+    if (batch === undefined) {
+      const records = new Map<number, SubscriptionRecord>();
+      const durable = this.commit.write(() => {
+        if (this.counterBatch?.records === records) this.counterBatch = undefined;
+        for (const [k, r] of records) this.countersStmt.run(r.localCseq, r.notifyVersion, k);
       });
+      batch = this.counterBatch = { records, durable };
     }
-    this.counterBatch.set(seq, s);
-    return this.counterBatchDurable!;
+    batch.records.set(seq, s);
+    return batch.durable;
   }
 
   /**
@@ -235,7 +235,7 @@ export class SubscriptionStore {
     this.replies.clear();
     return this.commit.write(() => {
       for (const [r, p] of batch) {
-        this.replyStmt.run(p.cseq, p.status, typeof p.body === 'string' ? p.body : p.body.toString('utf8'), r.seq!);
+        this.replyStmt.run(p.cseq, p.status, bodyText(p), r.seq!);
       }
     });
   }
@@ -244,7 +244,7 @@ export class SubscriptionStore {
     this.replies.delete(s);
     const seq = s.seq;
     if (seq === undefined) return Promise.resolve();
-    this.counterBatch?.delete(seq);
+    this.counterBatch?.records.delete(seq);
     return this.commit.write(() => {
       this.deleteDialogStmt.run(seq);
       this.deleteCountersStmt.run(seq);
@@ -268,7 +268,7 @@ export class SubscriptionStore {
   /** The body of the last answered NOTIFY (the admin API shows it; not kept in memory once written). */
   lastNotifyBody(s: SubscriptionRecord): string | undefined {
     const pending = this.replies.get(s);
-    if (pending !== undefined) return typeof pending.body === 'string' ? pending.body : pending.body.toString('utf8');
+    if (pending !== undefined) return bodyText(pending);
     if (s.seq === undefined) return undefined;
     const v = this.bodyStmt.get(s.seq) as string | null | undefined;
     return v ?? undefined;
@@ -277,6 +277,10 @@ export class SubscriptionStore {
   count(): number {
     return this.countStmt.get() as number;
   }
+}
+
+function bodyText(p: PendingReply): string {
+  return typeof p.body === 'string' ? p.body : p.body.toString('utf8');
 }
 
 function notStored(s: SubscriptionRecord): Promise<never> {
