@@ -75,7 +75,7 @@ export function tuneMemory(o: MemoryOptions, logger: Logger): IdleCollector {
 }
 
 /** V8's gc() without starting node with --expose-gc: the flag, then the function from a fresh context. */
-function exposeGc(): () => void {
+export function exposeGc(): () => void {
   const existing = (globalThis as { gc?: () => void }).gc;
   if (typeof existing === 'function') return existing;
   v8.setFlagsFromString('--expose-gc');

@@ -18,8 +18,6 @@ import { connect, type Socket as TcpSocket } from 'node:net';
 import { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { parseRaw, responseTo } from '../helpers/raw-sip.js';
 import { LoopPeer, authenticated, authorization, parseChallenges, seed, subscribe } from '../security/helpers.js';
@@ -31,6 +29,7 @@ import { header, type SipRequest } from '../../src/sip/stack/message.js';
 import { isValidNameAddr, isValidUri, tagOf } from '../../src/sip/stack/headers.js';
 import { installOutboundGuard, type OutboundGuard } from './guard.js';
 import { SEED_NAMES, int, mulberry32, mutate, pick, seedMessage, show, type DialogRef, type MutationName, type PeerAddr, type Rand, type SeedName } from './mutator.js';
+import { exposeGc } from '../../src/memory.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x1a3b5eed);
 const UDP_CASES = Number(process.env.FUZZ_SOCKET_CASES ?? 5000);
@@ -399,8 +398,7 @@ class FuzzRun {
 }
 
 /** A full GC before each RSS reading, so the budget measures what is held, not garbage not yet collected. */
-v8.setFlagsFromString('--expose_gc');
-const gc = vm.runInNewContext('gc') as () => void;
+const gc = exposeGc();
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
