@@ -30,4 +30,26 @@ describe('NOTIFY backlog cap', () => {
       await srv.stop();
     }
   });
+
+  it('does not count answered NOTIFYs that only wait out Timer K (a busy fan-out is not a backlog)', async () => {
+    const srv = await startTestServer({ overrides: { sip: { limits: { maxClientTransactions: 5 } } } });
+    // This watcher answers every NOTIFY, so each transaction is Completed (held 5 s for Timer K) within a turn or two.
+    const peer = await RawPeer.open({ port: srv.sip('udp').port });
+    try {
+      for (let i = 0; i < 12; i++) {
+        const seen = peer.received.length;
+        const ok = await peer.request(subscribeText(peer, { user: `51${i}`, expires: 600 }));
+        expect(ok.status).toBe(200);
+        await peer.waitFor((m) => m.method === 'NOTIFY', 5000, seen - 1);
+        await new Promise((r) => setTimeout(r, 20)); // its 200 is matched
+      }
+      const rows = srv.server.db.prepare('SELECT count(*) AS n FROM subscriptions').get() as { n: number };
+      expect(rows.n).toBe(12);
+      const text = await (await fetch(`${srv.apiUrl}/metrics`)).text();
+      expect(text).not.toMatch(/lamplighter_overload_rejections_total\{limit="clientTransactions"\} [1-9]/);
+    } finally {
+      peer.close();
+      await srv.stop();
+    }
+  });
 });

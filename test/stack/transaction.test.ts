@@ -139,12 +139,14 @@ describe('non-INVITE client transaction (§17.1.2)', () => {
   it('UDP: sends at 0, .5, 1.5, 3.5, 7.5, 11.5 ... 31.5 s, then Timer F gives a local 408 at 32 s', async () => {
     const c = make(false);
     c.tx.start();
+    expect(c.table.inFlightCount).toBe(1);
     c.scheduler.advance(40_000);
     expect(c.sends).toEqual([0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]);
     expect(c.retransmits).toBe(10);
     await Promise.resolve();
     expect(c.outcome).toEqual({ status: 408, reason: 'Request Timeout', local: 'timeout' });
     expect(c.table.size).toBe(0);
+    expect(c.table.inFlightCount).toBe(0); // counted down once, though Timer F both finishes and terminates
   });
 
   it('a final response stops retransmission and resolves; Timer K = T4 keeps it to absorb copies', async () => {
@@ -157,6 +159,9 @@ describe('non-INVITE client transaction (§17.1.2)', () => {
     expect(c.outcome).toEqual({ status: 200, reason: 'x', response: r });
     c.scheduler.advance(4999);
     expect(c.table.get(c.tx.key)).toBe(c.tx);
+    // Held for Timer K, but no longer waiting for an answer: sip.limits.maxClientTransactions does not count it.
+    expect(c.table.size).toBe(1);
+    expect(c.table.inFlightCount).toBe(0);
     c.tx.receiveResponse(res(500)); // absorbed: the outcome does not change
     c.scheduler.advance(1);
     expect(c.table.size).toBe(0);
@@ -214,6 +219,7 @@ describe('non-INVITE client transaction (§17.1.2)', () => {
     await Promise.resolve();
     expect(c.outcome).toMatchObject({ status: 503, local: 'transport-error' });
     expect(c.scheduler.pending).toBe(0);
+    expect(c.table.inFlightCount).toBe(0);
   });
 
   it('timers are validated', () => {

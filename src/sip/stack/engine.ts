@@ -589,11 +589,11 @@ class EmbeddedEngine implements SipEngine {
     }
     const max = this.config.sip.limits.maxPendingRequests;
     const maxClient = this.config.sip.limits.maxClientTransactions;
-    if (this.clientTxs.size >= maxClient) {
+    if (this.clientTxs.inFlightCount >= maxClient) {
       // NOTIFYs waiting for answers (Timer E/F) are the queue that grows when watchers stop answering or we fall
       // behind: take no new work until it drains, rather than let memory grow with it.
       this.metrics.overload.inc({ limit: 'clientTransactions' });
-      this.logLimit('clientTransactions', { clientTransactions: this.clientTxs.size, limit: maxClient }, 'SIP request shed with 503: sip.limits.maxClientTransactions reached');
+      this.logLimit('clientTransactions', { clientTransactions: this.clientTxs.inFlightCount, limit: maxClient }, 'SIP request shed with 503: sip.limits.maxClientTransactions reached');
       this.sendResponseOnce(this.buildResponse(req, { status: 503, headers: [['Retry-After', String(OVERLOAD_RETRY_AFTER_S)]] }), req, flow, sendOnFlow);
       return;
     }

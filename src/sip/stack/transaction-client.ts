@@ -30,6 +30,8 @@ export interface ClientTxOptions {
    */
   send(data: Buffer, report?: (ok: boolean) => void): boolean | Promise<boolean> | undefined;
   onRetransmit?(): void;
+  /** The transaction has its outcome (an answer, Timer F, a transport error or abort): it is no longer in flight. */
+  onFinished?(tx: NonInviteClientTransaction): void;
   onTerminated(tx: NonInviteClientTransaction): void;
 }
 
@@ -71,6 +73,8 @@ export class NonInviteClientTransaction {
   private readonly timers: SipTimers;
   private readonly queues: ClientTimerQueues;
   private readonly onTerminated: (tx: NonInviteClientTransaction) => void;
+  private readonly onFinished: ((tx: NonInviteClientTransaction) => void) | undefined;
+  private flying = true;
   /** Timer E after the first interval (only a request left unanswered for T1 has one). */
   private timerE: TimerHandle | undefined;
   private intervalE: number;
@@ -82,6 +86,7 @@ export class NonInviteClientTransaction {
     this.timers = opts.timers;
     this.queues = queuesFor(opts.timers);
     this.onTerminated = opts.onTerminated;
+    this.onFinished = opts.onFinished;
     this.intervalE = opts.timers.T1;
     this.promise = new Promise((resolve) => { this.resolveOutcome = resolve; });
   }
@@ -183,6 +188,7 @@ export class NonInviteClientTransaction {
 
   private finish(o: RequestOutcome): void {
     this.clearRetransmitTimers();
+    this.leaveFlight();
     // Completed only absorbs copies of the answer (Timer K, 5 s on UDP): the request bytes and the way to send
     // them are no longer needed, and at a fan-out's rate they are most of what the transaction holds.
     this.opts = undefined;
@@ -190,6 +196,14 @@ export class NonInviteClientTransaction {
     // The resolving function holds the promise, and so the outcome: let go of both (see `outcome`).
     this.resolveOutcome = undefined;
     resolve?.(o);
+  }
+
+  /** Tell the table, once, that this transaction no longer waits for an answer. */
+  private leaveFlight(): void {
+    if (this.flying) {
+      this.flying = false;
+      this.onFinished?.(this);
+    }
   }
 
   private clearTimerE(): void {
@@ -205,6 +219,7 @@ export class NonInviteClientTransaction {
 
   terminate(): void {
     if (this.state === 'terminated') return;
+    this.leaveFlight();
     this.state = 'terminated';
     this.clearRetransmitTimers();
     this.queues.k.delete(this);
@@ -215,16 +230,21 @@ export class NonInviteClientTransaction {
 
 export class ClientTransactionTable {
   private readonly byKey = new Map<string, NonInviteClientTransaction>();
+  private waiting = 0;
   private readonly onTerminated = (t: NonInviteClientTransaction): void => {
     if (this.byKey.get(t.key) === t) this.byKey.delete(t.key);
+  };
+  private readonly onFinished = (): void => {
+    this.waiting--;
   };
 
   create(opts: Omit<ClientTxOptions, 'onTerminated'>): NonInviteClientTransaction {
     const tx = new NonInviteClientTransaction({
       key: opts.key, request: opts.request, reliable: opts.reliable, timers: opts.timers, send: opts.send,
-      onRetransmit: opts.onRetransmit, onTerminated: this.onTerminated,
+      onRetransmit: opts.onRetransmit, onFinished: this.onFinished, onTerminated: this.onTerminated,
     });
     this.byKey.set(opts.key, tx);
+    this.waiting++;
     return tx;
   }
 
@@ -239,6 +259,15 @@ export class ClientTransactionTable {
   /** Client transactions held (in flight, or completed and waiting out Timer K). */
   get size(): number {
     return this.byKey.size;
+  }
+
+  /**
+   * Client transactions still waiting for their answer (Trying or Proceeding): the queue that grows when watchers
+   * stop answering or we fall behind. Completed ones are not counted: they hold a few hundred bytes for Timer K
+   * (5 s on UDP), so their number follows the NOTIFY rate, not a backlog.
+   */
+  get inFlightCount(): number {
+    return this.waiting;
   }
 
   abortAll(): void {
