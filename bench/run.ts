@@ -112,7 +112,7 @@ async function main(): Promise<number> {
         const dbFile = join(dir, 'lamplighter.sqlite');
         const s = await startLamplighter({
           dbFile, logFile: join(dir, 'server.log'),
-          nodeArgs: o.profile ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [],
+          nodeArgs: o.profile ? ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${dir}`] : [],
         });
         return {
           ...s,

@@ -1,13 +1,14 @@
-// Issue 2's SIPp run: N watchers of one extension subscribe (bench/sipp/fanout_watcher.xml), the PBX sends one
-// PUBLISH (bench/sipp/publish.xml), every watcher gets a NOTIFY whose body says "confirmed", and sipp counts zero
-// failed calls (the un-SUBSCRIBE and final NOTIFY included). Skipped, with the apt-get line, when sipp is absent.
+// Issue 2's SIPp run, with the bench's fan-out rounds: N watchers of one extension subscribe
+// (bench/sipp/fanout_watcher.xml), the PBX publishes (bench/sipp/publish.xml) and then modifies that publication
+// three times (bench/sipp/publish_modify.xml, SIP-If-Match); after each PUBLISH every watcher gets a NOTIFY whose
+// body says "confirmed", and sipp counts zero failed calls (the un-SUBSCRIBE and final NOTIFY included). Skipped, with the apt-get line, when sipp is absent.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnServer, tempDbFile, type ChildServer } from './helpers/server.js';
-import { sippVersion, startSipp, runSipp, writeUsers, LogTail, logTimes, SIPP_INSTALL, type Transport } from '../bench/lib/sipp.js';
-import { countConfirmed } from '../bench/lib/figures.js';
+import { sippVersion, startSipp, runSipp, writeUsers, LogTail, logTimes, loggedEtag, stateKey, stateLines, SIPP_INSTALL, type Transport } from '../bench/lib/sipp.js';
+import { FANOUT_ROUNDS } from '../bench/lib/figures.js';
 import { freePort } from '../bench/lib/ports.js';
 
 const N = 50;
@@ -25,7 +26,7 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
   return cond();
 }
 
-describe.skipIf(!haveSipp)(`SIPp: ${N} watchers, one PUBLISH, all notified`, () => {
+describe.skipIf(!haveSipp)(`SIPp: ${N} watchers, ${FANOUT_ROUNDS} PUBLISHes, all notified each time`, () => {
   let server: ChildServer;
   let db: ReturnType<typeof tempDbFile>;
   let work: string;
@@ -53,7 +54,6 @@ describe.skipIf(!haveSipp)(`SIPp: ${N} watchers, one PUBLISH, all notified`, () 
       const rows: Array<[string, string]> = [];
       for (let i = 1; i <= N; i++) rows.push([ext, `${ext}-w${i}`]);
       writeUsers(join(work, `${transport}-w.csv`), rows);
-      writeUsers(join(work, `${transport}-p.csv`), [[ext, 'pbx']]);
 
       const watchers = startSipp({
         scenario: 'fanout_watcher.xml', csv: join(work, `${transport}-w.csv`), target, domain: 'example.test', transport,
@@ -63,24 +63,35 @@ describe.skipIf(!haveSipp)(`SIPp: ${N} watchers, one PUBLISH, all notified`, () 
         const log = new LogTail(join(wdir, 'logs.log'));
         expect(await until(() => log.count('READY') >= N, 15_000), `all ${N} watchers got their initial NOTIFY`).toBe(true);
 
-        const pub = await runSipp({
-          scenario: 'publish.xml', csv: join(work, `${transport}-p.csv`), target, domain: 'example.test', transport,
-          localPort: await freePort(), rate: 1, calls: 1, limit: 1, timeoutS: 15, recvTimeoutMs: 5000, dir: pdir, logs: true,
-        });
-        expect(pub.successful, 'PUBLISH got its 200').toBe(1);
-        expect(pub.failed).toBe(0);
-        expect(await until(() => log.count('NOTIFY2') >= N, 10_000), `all ${N} watchers got the NOTIFY after the PUBLISH`).toBe(true);
+        // The bench's fan-out rounds: one PUBLISH after another, each once every watcher has its NOTIFY.
+        const sentAt: number[] = [];
+        for (let k = 1; k <= FANOUT_ROUNDS; k++) {
+          // Round 1 publishes; the later rounds modify that publication with the SIP-ETag of the round before.
+          const etag = k > 1 ? loggedEtag(join(`${pdir}${k - 1}`, 'logs.log')) : undefined;
+          if (k > 1) expect(etag, `the 200 to PUBLISH ${k - 1} carried a SIP-ETag`).toMatch(/^\S+$/);
+          const csv = join(work, `${transport}-p${k}.csv`);
+          writeUsers(csv, etag === undefined ? [[ext, 'pbx']] : [[ext, etag, `r${k}`]]);
+          const pub = await runSipp({
+            scenario: etag === undefined ? 'publish.xml' : 'publish_modify.xml', csv, target, domain: 'example.test', transport,
+            localPort: await freePort(), rate: 1, calls: 1, limit: 1, timeoutS: 15, recvTimeoutMs: 5000, dir: `${pdir}${k}`, logs: true,
+          });
+          expect(pub.successful, `PUBLISH ${k} got its 200`).toBe(1);
+          expect(pub.failed).toBe(0);
+          sentAt.push(logTimes(join(`${pdir}${k}`, 'logs.log'), 'PUBLISH_SENT')[0]!);
+          expect(await until(() => log.count(stateKey(k)) >= N, 10_000), `all ${N} watchers got the NOTIFY after PUBLISH ${k}`).toBe(true);
+        }
 
         const st = await watchers.done;
         expect(st.killed, 'sipp finished by itself').toBe(false);
         expect(st.failed, 'failed calls (sipp)').toBe(0);
         expect(st.successful).toBe(N);
         expect(st.rc).toBe(0);
-        expect(countConfirmed(join(wdir, 'logs.log')), 'NOTIFY bodies saying "confirmed"').toBe(N);
-        // the NOTIFYs were caused by the PUBLISH: none before it was sent
-        const sent = logTimes(join(pdir, 'logs.log'), 'PUBLISH_SENT')[0]!;
-        const first = Math.min(...logTimes(join(wdir, 'logs.log'), 'NOTIFY2'));
-        expect(first).toBeGreaterThanOrEqual(sent);
+        for (let k = 1; k <= FANOUT_ROUNDS; k++) {
+          const lines = stateLines(join(wdir, 'logs.log'), k);
+          expect(lines.filter((l) => l.matched).length, `round ${k}: NOTIFY bodies saying "confirmed"`).toBe(N);
+          // the NOTIFYs of a round were caused by its PUBLISH: none before it was sent
+          expect(Math.min(...lines.map((l) => l.t))).toBeGreaterThanOrEqual(sentAt[k - 1]!);
+        }
       } finally {
         watchers.kill();
         await watchers.done;

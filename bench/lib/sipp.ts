@@ -21,8 +21,18 @@ export function sippVersion(): string | undefined {
 export type Transport = 'u1' | 't1';
 
 /** SEQUENTIAL injection file: field0 = extension, field1 = watcher/publisher user. */
-export function writeUsers(file: string, rows: Array<[string, string]>): void {
-  writeFileSync(file, 'SEQUENTIAL\n' + rows.map(([a, b]) => `${a};${b}\n`).join(''));
+export function writeUsers(file: string, rows: Array<[string, string, ...string[]]>): void {
+  writeFileSync(file, 'SEQUENTIAL\n' + rows.map((r) => `${r.join(';')}\n`).join(''));
+}
+
+/** The SIP-ETag publish.xml / publish_modify.xml logged with PUBLISH_200 (the last word of the line). */
+export function loggedEtag(file: string): string | undefined {
+  if (!existsSync(file)) return undefined;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const p = line.trim().split(/\s+/);
+    if (p[0] === 'PUBLISH_200' && p.length >= 6) return p[p.length - 1];
+  }
+  return undefined;
 }
 
 export interface SippRun {
@@ -173,6 +183,24 @@ export function logTimes(file: string, key: string): number[] {
   return out;
 }
 
+/** The LogTail key of fanout_watcher.xml's "STATE <k> <s> <us> <call> <match>" lines of round k. */
+export function stateKey(k: number): string {
+  return `STATE ${k}`;
+}
+
+/** Times and body-check results of the STATE lines of round k (sipp prints its counter as 1 or 1.000000). */
+export function stateLines(file: string, k: number): Array<{ t: number; matched: boolean }> {
+  if (!existsSync(file)) return [];
+  const out: Array<{ t: number; matched: boolean }> = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const p = line.trim().split(/\s+/);
+    if (p[0] === 'STATE' && parseFloat(p[1] ?? '') === k && p.length >= 4) {
+      out.push({ t: Number(p[2]) + Number(p[3]) / 1e6, matched: line.includes('confirmed') });
+    }
+  }
+  return out;
+}
+
 /** Count lines starting with key, reading only what was appended since the last call (cheap polling). */
 export class LogTail {
   private offset = 0;
@@ -192,7 +220,9 @@ export class LogTail {
     const lines = text.split('\n');
     this.partial = lines.pop() ?? '';
     for (const l of lines) {
-      const key = l.trim().split(/\s+/, 1)[0];
+      const words = l.trim().split(/\s+/, 2);
+      // "STATE <k> ..." lines (fanout_watcher.xml) are counted per round k, as stateKey(k).
+      const key = words[0] === 'STATE' ? stateKey(parseFloat(words[1] ?? '')) : words[0];
       if (key) this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
     }
   }
