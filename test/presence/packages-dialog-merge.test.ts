@@ -99,4 +99,16 @@ describe('dialog: version splice', () => {
     expect(() => r.forVersion(-1)).toThrow(RangeError);
     expect(() => r.forVersion(1.5)).toThrow(RangeError);
   });
+
+  it('watchers at the same version share one body; a change of version builds the right one', () => {
+    const pkg = createDialogPackage();
+    const r = pkg.render(pkg.idle(), ENTITY);
+    const seven = r.forVersion(7);
+    expect(r.forVersion(7)).toBe(seven); // a fan-out of watchers at version 7: one Buffer
+    const eight = r.forVersion(8);
+    expect(eight.toString('utf8')).toContain('version="8"');
+    expect(r.forVersion(7).toString('utf8')).toContain('version="7"');
+    expect(seven.toString('utf8')).toContain('version="7"'); // the shared one was not written over
+    expect(seven.buffer.byteLength).toBe(seven.length); // own memory: it does not pin a pooled 8 KiB slab
+  });
 });

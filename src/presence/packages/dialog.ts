@@ -297,18 +297,27 @@ class DialogInfoBody implements RenderedBody {
   readonly contentType = DIALOG_INFO_CONTENT_TYPE;
   /** Version 0, every new watcher's first NOTIFY (RFC 4235 §4.1): built once per state, shared by all of them. */
   private first: Buffer | undefined;
+  /**
+   * The last other version built: watchers that subscribed around the same time are at the same version, so most
+   * of a fan-out shares one body (it is never written to after it is built).
+   */
+  private lastVersion = -1;
+  private last: Buffer | undefined;
   constructor(private readonly head: Buffer, private readonly tail: Buffer) {}
   forVersion(version: number): Buffer {
     if (version === 0) return (this.first ??= this.build(0));
+    if (version === this.lastVersion) return this.last!;
     if (!Number.isSafeInteger(version) || version < 0) throw new RangeError('dialog-info version must be a non-negative integer');
-    return this.build(version);
+    this.last = this.build(version);
+    this.lastVersion = version;
+    return this.last;
   }
   private build(version: number): Buffer {
     // The number's digits go straight into the body: no Buffer and no array for them.
     const digits = version < 10 ? 1 : String(version).length;
-    // Version 0 is kept with the state (own memory, see ownBuffer); the others live for one NOTIFY (pooled).
+    // Kept with the state, so in memory of its own (see ownBuffer): a pooled slice would pin its 8 KiB pool.
     const size = this.head.length + digits + this.tail.length;
-    const out = version === 0 ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
+    const out = Buffer.allocUnsafeSlow(size);
     this.head.copy(out, 0);
     out.write(String(version), this.head.length, 'latin1');
     this.tail.copy(out, this.head.length + digits);
