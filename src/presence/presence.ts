@@ -81,12 +81,6 @@ export class Presence implements PresenceService {
   private readonly logger: Logger;
   private readonly metrics: Metrics;
   private restored = false;
-  /**
-   * The CSeq and version of a subscription's initial NOTIFY (RFC 6665 §4.2.1.2: it follows every accepted
-   * SUBSCRIBE at once) go into its INSERT, so that NOTIFY needs no write of its own: one statement per SUBSCRIBE
-   * instead of two. The promise resolves when that row is committed; the NOTIFY waits for it.
-   */
-  private readonly reserved = new Map<Subscription, { cseq: number; version: number; durable: Promise<void> }>();
 
   constructor(opts: PresenceOptions) {
     this.nodeId = opts.nodeId;
@@ -221,11 +215,8 @@ export class Presence implements PresenceService {
     this.metrics.subscriptions.inc({ event: s.event, transport: s.transport });
     this.logger.info({ subscription: s.id, event: s.event, presentity: s.presentity, watcher: s.watcherUri,
       transport: s.transport, expires: s.expires, userAgent: s.userAgent ?? undefined }, 'subscription created');
-    const cseq = s.localCseq + 1;
-    const version = s.notifyVersion + 1;
-    const durable = this.subStore.insert(s, cseq, version);
-    this.reserved.set(s, { cseq, version, durable });
-    return durable;
+    // The initial NOTIFY follows at once (RFC 6665 §4.2.1.2) with the next CSeq and version: the INSERT writes them.
+    return this.subStore.insert(s, { localCseq: s.localCseq + 1, notifyVersion: s.notifyVersion + 1 });
   }
 
   /** The caller has set the new expiry, remote CSeq and target on `s`. */
@@ -239,7 +230,6 @@ export class Presence implements PresenceService {
   }
 
   removeSubscription(s: Subscription, reason: string): Promise<void> {
-    this.reserved.delete(s);
     if (!this.subs.remove(s)) return Promise.resolve();
     this.metrics.subscriptions.dec({ event: s.event, transport: s.transport });
     this.logger.info({ subscription: s.id, event: s.event, presentity: s.presentity, watcher: s.watcherUri, reason }, 'subscription ended');
@@ -248,13 +238,8 @@ export class Presence implements PresenceService {
 
   /** The caller has advanced localCseq and notifyVersion; commit them before the NOTIFY leaves. */
   recordNotify(s: Subscription): Promise<void> {
-    // A subscription already removed (final NOTIFY) has no row to update; that is fine.
-    const r = this.reserved.get(s);
-    if (r !== undefined) {
-      this.reserved.delete(s);
-      // The inserted row already holds these numbers (or higher): nothing more to write before sending.
-      if (s.localCseq <= r.cseq && s.notifyVersion <= r.version) return r.durable;
-    }
+    // A subscription already removed (final NOTIFY) has no row to update; that is fine. The initial NOTIFY's
+    // numbers rode in the INSERT: the store then writes nothing and returns that write's promise.
     return this.subStore.notifySent(s);
   }
 

@@ -104,6 +104,12 @@ const EMPTY_ROUTE: string[] = [];
 /** How long the answer to a NOTIFY may wait in memory before it is written (see noteReply). */
 export const DEFAULT_REPLY_LOG_INTERVAL_MS = 1000;
 
+/** The counters of the initial NOTIFY, written with the subscription's row. */
+export interface InitialNotify {
+  localCseq: number;
+  notifyVersion: number;
+}
+
 interface PendingReply {
   cseq: number;
   status: number;
@@ -124,6 +130,12 @@ export class SubscriptionStore {
   private nextSeq: number;
   /** Subscriptions whose NOTIFY counters go into the next transaction (one write for a whole fan-out). */
   private counterBatch: { records: Map<number, SubscriptionRecord>; durable: Promise<void> } | undefined;
+  /**
+   * The CSeq and version of a subscription's initial NOTIFY (RFC 6665 §4.2.1.2: it follows every accepted
+   * SUBSCRIBE at once) that its INSERT wrote, with that write's promise: the NOTIFY needs no write of its own, one
+   * statement per SUBSCRIBE instead of two. Kept by seq until that NOTIFY's notifySent, or the remove.
+   */
+  private readonly initialNotify = new Map<number, InitialNotify & { durable: Promise<void> }>();
   /** Answers to NOTIFYs not yet written (see noteReply). */
   private readonly replies = new Map<SubscriptionRecord, PendingReply>();
   private replyTimer: NodeJS.Timeout | undefined;
@@ -153,12 +165,14 @@ export class SubscriptionStore {
   }
 
   /**
-   * `localCseq`/`notifyVersion` default to the record's; the notifier side passes the numbers its initial NOTIFY
-   * will use, so that NOTIFY needs no UPDATE before it leaves (RFC 3261 §12.2.1.1 still holds: they are on disk).
-   * Gives the record its `seq`.
+   * The counters row holds the record's numbers, or those of `initialNotify` when the notifier passes the numbers
+   * its initial NOTIFY will carry: then notifySent for that NOTIFY writes nothing and waits for this INSERT
+   * (RFC 3261 §12.2.1.1 still holds: they are on disk before it leaves). Gives the record its `seq`.
    */
-  insert(s: SubscriptionRecord, localCseq = s.localCseq, notifyVersion = s.notifyVersion): Promise<void> {
+  insert(s: SubscriptionRecord, initialNotify?: InitialNotify): Promise<void> {
     const seq = (s.seq ??= this.nextSeq++);
+    const localCseq = initialNotify?.localCseq ?? s.localCseq;
+    const notifyVersion = initialNotify?.notifyVersion ?? s.notifyVersion;
     const params = {
       seq, id: s.id, event: s.event, event_id: s.eventId, presentity: s.presentity, domain: s.domain,
       watcher_uri: s.watcherUri, call_id: s.callId, local_tag: s.localTag, remote_tag: s.remoteTag,
@@ -171,10 +185,12 @@ export class SubscriptionStore {
       updated_at: s.updatedAt, last_notify_cseq: s.lastNotifyCseq, last_notify_reply: s.lastNotifyReply,
       user_agent: s.userAgent,
     };
-    return this.commit.write(() => {
+    const durable = this.commit.write(() => {
       this.insertDialogStmt.run(params);
       this.insertCountersStmt.run(seq, localCseq, notifyVersion);
     });
+    if (initialNotify !== undefined) this.initialNotify.set(seq, { localCseq, notifyVersion, durable });
+    return durable;
   }
 
   /** A refresh (RFC 6665 §4.1.2.2) moves the expiry and, as a target refresh, the remote target and flow. */
@@ -194,6 +210,12 @@ export class SubscriptionStore {
   notifySent(s: SubscriptionRecord): Promise<void> {
     const seq = s.seq;
     if (seq === undefined) return notStored(s);
+    const initial = this.initialNotify.get(seq);
+    if (initial !== undefined) {
+      this.initialNotify.delete(seq);
+      // The INSERT holds these numbers (or higher): only once, and nothing more to write before sending.
+      if (s.localCseq <= initial.localCseq && s.notifyVersion <= initial.notifyVersion) return initial.durable;
+    }
     let batch = this.counterBatch;
     if (batch === undefined) {
       const records = new Map<number, SubscriptionRecord>();
@@ -245,6 +267,7 @@ export class SubscriptionStore {
     const seq = s.seq;
     if (seq === undefined) return Promise.resolve();
     this.counterBatch?.records.delete(seq);
+    this.initialNotify.delete(seq);
     return this.commit.write(() => {
       this.deleteDialogStmt.run(seq);
       this.deleteCountersStmt.run(seq);
@@ -272,6 +295,11 @@ export class SubscriptionStore {
     if (s.seq === undefined) return undefined;
     const v = this.bodyStmt.get(s.seq) as string | null | undefined;
     return v ?? undefined;
+  }
+
+  /** Initial NOTIFYs whose numbers an INSERT wrote and whose notifySent has not come yet (for tests). */
+  get initialNotifyPending(): number {
+    return this.initialNotify.size;
   }
 
   count(): number {

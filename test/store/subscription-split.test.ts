@@ -123,6 +123,40 @@ describe('SubscriptionStore writes', () => {
     expect(db.prepare('SELECT local_cseq FROM subscriptions WHERE id = ?').pluck().get('w0')).toBe(100);
   });
 
+  it('needs no write for the initial NOTIFY whose numbers the INSERT holds, and keeps nothing of a removed one', async () => {
+    const tmp = tempDbFile();
+    cleanups.push(tmp.cleanup);
+    const { db, commit, writes } = open(tmp.file);
+    const store = new SubscriptionStore(db, commit);
+    const [a, b, c] = [sub('a'), sub('b'), sub('c')];
+    const inserted = [a, b, c].map((s) => store.insert(s, { localCseq: s.localCseq + 1, notifyVersion: s.notifyVersion + 1 }));
+    expect(store.initialNotifyPending).toBe(3);
+    // a: its initial NOTIFY waits for the INSERT itself, and nothing else is queued for it.
+    a.localCseq += 1;
+    a.notifyVersion += 1;
+    expect(store.notifySent(a)).toBe(inserted[0]);
+    // c: the state changed before its first NOTIFY was prepared, so it carries higher numbers: those are written.
+    c.localCseq += 2;
+    c.notifyVersion += 2;
+    const cDurable = store.notifySent(c);
+    expect(cDurable).not.toBe(inserted[2]);
+    // b: removed before its initial NOTIFY (an unsubscribe in the same turn): nothing of it stays in memory.
+    const removed = store.remove(b);
+    expect(store.initialNotifyPending).toBe(0);
+    await Promise.all([...inserted, cDurable, removed]);
+    const rows = db.prepare('SELECT id, local_cseq, notify_version FROM subscriptions ORDER BY seq').all();
+    expect(rows).toEqual([{ id: 'a', local_cseq: 1, notify_version: 0 }, { id: 'c', local_cseq: 2, notify_version: 1 }]);
+    // a's next NOTIFY is no longer covered by the INSERT: it gets a write of its own.
+    writes.length = 0;
+    a.localCseq += 1;
+    a.notifyVersion += 1;
+    const next = store.notifySent(a);
+    expect(next).not.toBe(inserted[0]);
+    await next;
+    expect(writes).toEqual([1]);
+    expect(db.prepare("SELECT local_cseq, notify_version FROM subscriptions WHERE id = 'a'").get()).toEqual({ local_cseq: 2, notify_version: 1 });
+  });
+
   it('writes answers to NOTIFYs later, many in one write, shows the pending one meanwhile, and forgets removed rows', async () => {
     const tmp = tempDbFile();
     cleanups.push(tmp.cleanup);
