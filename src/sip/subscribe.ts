@@ -7,13 +7,11 @@ import { header, headerAll } from './stack/message.js';
 import { parseCSeq, parseEvent, parseNameAddr, parseUri } from './stack/headers.js';
 import { presentityKey, randomToken, type Subscription } from '../presence/index.js';
 import type { EventPackage } from '../presence/packages/types.js';
+import { hasControlChar } from '../text.js';
 import {
   ALLOW_EVENTS, acceptsBody, contactHeader, grantExpires, isCallId, overloaded, type FaceContext,
   flowBound, ownString, servedTarget,
 } from './face-common.js';
-
-/** Controls no stored header value may hold: all of C0 but HTAB, and DEL (RFC 3261 §25.1 TEXT-UTF8, token, qdtext). */
-const CONTROL_CHAR = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 export async function handleSubscribe(ctx: FaceContext, tx: ServerTransaction): Promise<void> {
   const req = tx.request;
@@ -34,7 +32,7 @@ export async function handleSubscribe(ctx: FaceContext, tx: ServerTransaction): 
   // RFC 3261 §25.1: a Call-ID is word ["@" word], no whitespace or controls, and no control but HTAB is qdtext or
   // token in From/To; all three are stored and sent in every NOTIFY.
   if (!from || !to || !callId || !cseq || !fromValue || !toValue || /[\x00-\x20\x7f]/.test(callId)
-    || CONTROL_CHAR.test(fromValue) || CONTROL_CHAR.test(toValue)) {
+    || hasControlChar(fromValue) || hasControlChar(toValue)) {
     tx.respond({ status: 400, reason: 'Malformed From, To, Call-ID or CSeq' });
     return;
   }
@@ -289,7 +287,7 @@ function firstContact(req: ServerTransaction['request']): string | null {
 }
 
 function anyControl(values: readonly string[] | undefined): boolean {
-  if (values !== undefined) for (const v of values) if (CONTROL_CHAR.test(v)) return true;
+  if (values !== undefined) for (const v of values) if (hasControlChar(v)) return true;
   return false;
 }
 

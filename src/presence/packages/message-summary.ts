@@ -8,6 +8,7 @@ import type { ManualDialogState } from '../service.js';
 import type { ComposedState, EventPackage, PublicationInput, RenderedBody } from './types.js';
 import type { BodyLimits } from './common.js';
 import { isMediaType, looksLikeUri, ownBuffer, resolveLimits, staticBody, oldestFirst } from './common.js';
+import { hasControlChar } from '../../text.js';
 
 export const MESSAGE_SUMMARY_CONTENT_TYPE = 'application/simple-message-summary';
 
@@ -70,7 +71,7 @@ export function parseMessageSummary(body: Buffer | string, limitsIn?: Partial<Bo
     const line = lines[i]!;
     // An empty line ends the summary; what follows are optional message headers (§5.2), not ours to relay.
     if (line === '') break;
-    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(line)) return { ok: false, reason: 'control character in message-summary' };
+    if (hasControlChar(line)) return { ok: false, reason: 'control character in message-summary' };
     const m = HEADER_LINE.exec(line);
     if (!m) return { ok: false, reason: 'malformed message-summary line' };
     const name = m[1]!.toLowerCase();
