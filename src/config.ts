@@ -59,6 +59,8 @@ export const configSchema = z.object({
       authBlockSeconds: positiveInt,
       maxPendingRequests: positiveInt,
       maxClientTransactions: positiveInt,
+      /** UDP receive-queue delay above which new SUBSCRIBEs and PUBLISHes get 503 (src/sip/stack/overload.ts); 0 = off. */
+      maxQueueDelayMs: z.number().int().min(0),
     }).strict(),
     drachtio: z.object({
       host: z.string().min(1),

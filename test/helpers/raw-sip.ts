@@ -50,6 +50,8 @@ export interface RawPeerOptions {
   transport?: 'udp' | 'tcp';
   /** How to answer an incoming request; default 200 for NOTIFY. Return null to stay silent. */
   answer?: (req: RawMessage) => number | null;
+  /** UDP receive buffer to ask for (a burst's answers overflow the default ~200 KiB). */
+  recvBufferBytes?: number;
 }
 
 export class RawPeer {
@@ -77,6 +79,7 @@ export class RawPeer {
       this.udp = s;
       s.on('message', (b) => this.onText(b.toString('utf8')));
       await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+      if (this.opts.recvBufferBytes) s.setRecvBufferSize(this.opts.recvBufferBytes);
       this.localPort = s.address().port;
     } else {
       const s = connect(this.server.port, this.server.host);

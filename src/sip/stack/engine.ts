@@ -287,7 +287,7 @@ class EmbeddedEngine implements SipEngine {
       for (const l of sip.listen) {
         if (l.transport === 'udp') {
           const t = new UdpTransport({
-            address: l.address, port: l.port, logger: this.logger,
+            address: l.address, port: l.port, logger: this.logger, maxQueueDelayMs: sip.limits.maxQueueDelayMs,
             onDatagram: (data, ra, rp, tr) => this.onUdp(data, ra, rp, tr),
           });
           const a = await t.start();
@@ -502,7 +502,7 @@ class EmbeddedEngine implements SipEngine {
     }
     const msg = r.message as SipRequest;
     if (this.traced(flow.remoteAddress, msg)) this.trace('in', flow, hostport(flow.remoteAddress, flow.remotePort), data);
-    this.receiveRequest(msg, flow, send);
+    this.receiveRequest(msg, flow, send, udp);
   }
 
   /**
@@ -561,7 +561,7 @@ class EmbeddedEngine implements SipEngine {
     vias[0] = formatVia(via);
   }
 
-  private receiveRequest(req: SipRequest, flow: Flow, sendOnFlow: (data: Buffer) => boolean): void {
+  private receiveRequest(req: SipRequest, flow: Flow, sendOnFlow: (data: Buffer) => boolean, udp?: UdpTransport): void {
     // The key comes from the Via as the client sent it, before received/rport are added.
     const top = header(req, 'via');
     const topVia = top === undefined ? null : parseVia(top);
@@ -594,6 +594,16 @@ class EmbeddedEngine implements SipEngine {
       // behind: take no new work until it drains, rather than let memory grow with it.
       this.metrics.overload.inc({ limit: 'clientTransactions' });
       this.logLimit('clientTransactions', { clientTransactions: this.clientTxs.inFlightCount, limit: maxClient }, 'SIP request shed with 503: sip.limits.maxClientTransactions reached');
+      this.sendResponseOnce(this.buildResponse(req, { status: 503, headers: [['Retry-After', String(OVERLOAD_RETRY_AFTER_S)]] }), req, flow, sendOnFlow);
+      return;
+    }
+    if (udp !== undefined && udp.queueDelay.shedding && (req.method === 'SUBSCRIBE' || req.method === 'PUBLISH')
+      && tagOf(header(req, 'to') ?? '') === undefined) {
+      // The UDP receive queue is older than sip.limits.maxQueueDelayMs (overload.ts): refuse what would start new
+      // work, so that the requests already accepted, in-dialog refreshes and un-SUBSCRIBEs, and the answers to our
+      // NOTIFYs are read before their senders' Timer E fires again.
+      this.metrics.overload.inc({ limit: 'queueDelay' });
+      this.logLimit('queueDelay', { queueDelayMs: Math.round(udp.queueDelay.lastDelayMs), limit: this.config.sip.limits.maxQueueDelayMs }, 'SIP request shed with 503: UDP queue delay above sip.limits.maxQueueDelayMs');
       this.sendResponseOnce(this.buildResponse(req, { status: 503, headers: [['Retry-After', String(OVERLOAD_RETRY_AFTER_S)]] }), req, flow, sendOnFlow);
       return;
     }
