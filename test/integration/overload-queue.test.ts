@@ -70,14 +70,18 @@ describe('UDP queue-delay gate', () => {
 });
 
 describe('QueueDelayGate', () => {
-  it('sheds after two late probes in a row, not after one, and stops below half the limit', () => {
+  it('sheds when two late probes in a row show the queue growing, not after one, nor while it drains', () => {
     const g = new QueueDelayGate(100);
     g.observe(500); // one stall
+    expect(g.shedding).toBe(false);
+    g.observe(300); // late, but the queue it left is draining
     expect(g.shedding).toBe(false);
     g.observe(10);
     g.observe(150);
     expect(g.shedding).toBe(false);
-    g.observe(120);
+    g.observe(120); // still late, but shorter than the one before: draining
+    expect(g.shedding).toBe(false);
+    g.observe(180); // late and growing: arrivals outrun the server
     expect(g.shedding).toBe(true);
     g.observe(80); // below the limit but above half of it: keeps shedding (no flapping at the limit)
     expect(g.shedding).toBe(true);
