@@ -4,14 +4,14 @@
 // Contact. A subscription that ran out while the server was down gets terminated;reason=timeout at start, and
 // one that runs out while it is up gets it from the sweeper.
 import { describe, it, expect, afterAll } from 'vitest';
-import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { createServer as createTcpServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { WebSocket } from 'ws';
 import { spawnServer, tempDbFile, type ChildServer } from './helpers/server.js';
-import { RawPeer, subscribeText, publishText, parseRaw, responseTo, randomTag, type RawMessage } from './helpers/raw-sip.js';
+import { RawPeer, ContactListener, subscribeText, publishText, parseRaw, responseTo, randomTag, type RawMessage } from './helpers/raw-sip.js';
 
 /**
  * A port free on both UDP and TCP (the server binds both to LAMPLIGHTER_SIP_PORT), picked below the kernel's
@@ -29,38 +29,6 @@ async function freePort(): Promise<number> {
     if (ok) { await new Promise<void>((r) => udp.close(() => r())); return port; }
   }
   throw new Error('no free port');
-}
-
-/** A TCP listener standing for the phone's Contact: the restarted server connects here and we answer 200. */
-class ContactListener {
-  readonly received: RawMessage[] = [];
-  private server!: Server;
-  port = 0;
-  static async open(): Promise<ContactListener> {
-    const l = new ContactListener();
-    l.server = createTcpServer((sock) => l.onConn(sock));
-    l.port = await new Promise<number>((r) => l.server.listen(0, '127.0.0.1', () => r((l.server.address() as { port: number }).port)));
-    return l;
-  }
-  private onConn(sock: Socket): void {
-    let buf = '';
-    sock.on('error', () => undefined);
-    sock.on('data', (d) => {
-      buf += d.toString('utf8');
-      for (;;) {
-        buf = buf.replace(/^(\r\n)+/, '');
-        const sep = buf.indexOf('\r\n\r\n');
-        if (sep < 0) return;
-        const len = Number(/\r\ncontent-length\s*:\s*(\d+)/i.exec('\r\n' + buf.slice(0, sep))?.[1] ?? 0);
-        if (Buffer.byteLength(buf.slice(sep + 4)) < len) return;
-        const m = parseRaw(buf.slice(0, sep + 4 + len));
-        buf = buf.slice(sep + 4 + len);
-        this.received.push(m);
-        if (m.method) sock.write(responseTo(m, 200));
-      }
-    });
-  }
-  close(): void { this.server.close(); }
 }
 
 async function until<T>(fn: () => T | undefined, timeoutMs: number, what: string): Promise<T> {

@@ -2,9 +2,9 @@
 // (rport/received and NOTIFY to the source), limits on refresh and PUBLISH durations, an unsubscribe racing a
 // NOTIFY in flight, header-name case and leading CRLFs, and the maximum-vs-default duration in the config.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { createServer as createTcpServer, connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { subscribeText, publishText, randomTag, responseTo, parseRaw, dialogInfoBody, type RawMessage } from '../helpers/raw-sip.js';
+import { subscribeText, publishText, randomTag, responseTo, dialogInfoBody, ContactListener, type RawMessage } from '../helpers/raw-sip.js';
 import { Peers, dbRows, sleep, until, cseqOf, toTagOf, isNotify, notifies, uniqueUser } from './util.js';
 
 let ts: TestServer;
@@ -90,28 +90,8 @@ describe('TCP stream framing through the whole server', () => {
 describe('TCP watcher whose connection is gone', () => {
   it('the next NOTIFY opens a new connection to the Contact (RFC 3261 §18.1.1) in the same dialog', async () => {
     // The phone's Contact: a listener of ours that answers every request 200.
-    const got: RawMessage[] = [];
-    const sockets: Socket[] = [];
-    const listener = createTcpServer((sock) => {
-      sockets.push(sock);
-      let buf = '';
-      sock.on('error', () => undefined);
-      sock.on('data', (d) => {
-        buf += d.toString('utf8');
-        for (;;) {
-          buf = buf.replace(/^(\r\n)+/, '');
-          const sep = buf.indexOf('\r\n\r\n');
-          if (sep < 0) return;
-          const len = Number(/\r\n(?:content-length|l)\s*:\s*(\d+)/i.exec(`\r\n${buf.slice(0, sep)}`)?.[1] ?? 0);
-          if (Buffer.byteLength(buf.slice(sep + 4)) < len) return;
-          const m = parseRaw(buf.slice(0, sep + 4 + len));
-          buf = buf.slice(sep + 4 + len);
-          got.push(m);
-          if (m.method) sock.write(responseTo(m, 200));
-        }
-      });
-    });
-    const port = await new Promise<number>((r) => listener.listen(0, '127.0.0.1', () => r((listener.address() as { port: number }).port)));
+    const contact = await ContactListener.open();
+    const { port, received: got } = contact;
     try {
       const p = await peers.open(ts.sip('tcp').port, 'tcp');
       const callId = `${randomTag()}@audit`;
@@ -131,8 +111,7 @@ describe('TCP watcher whose connection is gone', () => {
       expect(n1.body).toContain('<state>confirmed</state>');
       await until(() => subRows(callId)[0]?.last_notify_reply === 200 || undefined, 2000, 'its 200 recorded');
     } finally {
-      for (const s of sockets) s.destroy();
-      listener.close();
+      contact.close();
     }
   });
 });

@@ -1,8 +1,10 @@
 // A raw SIP peer over UDP or TCP for tests: sends hand-written requests, collects everything it receives, and
 // answers NOTIFYs 200 (or whatever the test says). Its parsing is deliberately naive and independent of the
-// server's parser, so a server-side parser bug cannot hide behind a matching client-side one.
+// server's parser, so a server-side parser bug cannot hide behind a matching client-side one. It can bind to any
+// loopback source address (127.0.0.2, ...), so the security tests' "attacker" and "watcher" are different
+// sources to the server (test/security/helpers.ts exports it as LoopPeer).
 import { createSocket, type Socket } from 'node:dgram';
-import { connect, type Socket as TcpSocket } from 'node:net';
+import { connect, createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket as TcpSocket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 
 export interface RawMessage {
@@ -52,6 +54,64 @@ export interface RawPeerOptions {
   answer?: (req: RawMessage) => number | null;
   /** UDP receive buffer to ask for (a burst's answers overflow the default ~200 KiB). */
   recvBufferBytes?: number;
+  /** Source address to bind (default 127.0.0.1); the server is always reached on its own address. */
+  localAddress?: string;
+}
+
+/**
+ * RFC 3261 §18.3: a stream carries messages framed by Content-Length (in bytes), with CRLF keep-alives between.
+ * `buf` is the stream so far as latin1 (one character per byte); returns the complete messages (as UTF-8 text)
+ * and what is left for the next read.
+ */
+export function takeSipMessages(buf: string): { messages: string[]; rest: string } {
+  const messages: string[] = [];
+  for (;;) {
+    while (buf.startsWith('\r\n')) buf = buf.slice(2);
+    const sep = buf.indexOf('\r\n\r\n');
+    if (sep < 0) break;
+    const cl = /\r\n(?:content-length|l)\s*:\s*(\d+)/i.exec('\r\n' + buf.slice(0, sep));
+    const end = sep + 4 + (cl ? Number(cl[1]) : 0);
+    if (buf.length < end) break;
+    messages.push(Buffer.from(buf.slice(0, end), 'latin1').toString('utf8'));
+    buf = buf.slice(end);
+  }
+  return { messages, rest: buf };
+}
+
+/** A TCP listener standing for a phone's Contact (where a server must open a new connection): it answers every
+ * request 200 and keeps what it received. */
+export class ContactListener {
+  readonly received: RawMessage[] = [];
+  private readonly sockets: TcpSocket[] = [];
+  private constructor(private readonly server: TcpServer, readonly port: number) {}
+
+  static async open(): Promise<ContactListener> {
+    let l: ContactListener | undefined;
+    const server = createTcpServer((sock) => l?.onConnection(sock));
+    const port = await new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as AddressInfo).port)));
+    l = new ContactListener(server, port);
+    return l;
+  }
+
+  private onConnection(sock: TcpSocket): void {
+    this.sockets.push(sock);
+    let buf = '';
+    sock.on('error', () => undefined);
+    sock.on('data', (d) => {
+      const r = takeSipMessages(buf + d.toString('latin1'));
+      buf = r.rest;
+      for (const text of r.messages) {
+        const m = parseRaw(text);
+        this.received.push(m);
+        if (m.method && m.method !== 'ACK') sock.write(responseTo(m, 200));
+      }
+    });
+  }
+
+  close(): void {
+    for (const s of this.sockets) s.destroy();
+    this.server.close();
+  }
 }
 
 export class RawPeer {
@@ -59,18 +119,30 @@ export class RawPeer {
   private waiters: Array<{ pred: (m: RawMessage) => boolean; resolve: (m: RawMessage) => void }> = [];
   private udp?: Socket;
   private tcp?: TcpSocket;
+  /** TCP bytes not yet framed (latin1, see takeSipMessages). */
   private tcpBuf = '';
   localPort = 0;
   readonly transport: 'udp' | 'tcp';
+  readonly localAddress: string;
+  /** How to answer an incoming request (NOTIFY); null stays silent. A test may change it at any time. */
+  answer: (req: RawMessage) => number | null;
 
   private constructor(readonly server: { host: string; port: number }, private readonly opts: RawPeerOptions) {
     this.transport = opts.transport ?? 'udp';
+    this.localAddress = opts.localAddress ?? '127.0.0.1';
+    this.answer = opts.answer ?? (() => 200);
   }
 
-  static async open(server: { host?: string; port: number }, opts: RawPeerOptions = {}): Promise<RawPeer> {
-    const p = new RawPeer({ host: server.host ?? '127.0.0.1', port: server.port }, opts);
+  /** `server` is the server's address, or only its port on 127.0.0.1. */
+  static async open(server: { host?: string; port: number } | number, opts: RawPeerOptions = {}): Promise<RawPeer> {
+    const to = typeof server === 'number' ? { port: server } : server;
+    const p = new RawPeer({ host: to.host ?? '127.0.0.1', port: to.port }, opts);
     await p.init();
     return p;
+  }
+
+  get serverPort(): number {
+    return this.server.port;
   }
 
   private async init(): Promise<void> {
@@ -78,40 +150,30 @@ export class RawPeer {
       const s = createSocket('udp4');
       this.udp = s;
       s.on('message', (b) => this.onText(b.toString('utf8')));
-      await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+      await new Promise<void>((r) => s.bind(0, this.localAddress, () => r()));
       if (this.opts.recvBufferBytes) s.setRecvBufferSize(this.opts.recvBufferBytes);
       this.localPort = s.address().port;
     } else {
-      const s = connect(this.server.port, this.server.host);
+      const s = connect({ port: this.server.port, host: this.server.host, localAddress: this.localAddress });
       this.tcp = s;
       await new Promise<void>((r, j) => { s.once('connect', () => r()); s.once('error', j); });
       this.localPort = s.localPort!;
-      s.on('data', (d) => { this.tcpBuf += d.toString('utf8'); this.drainTcp(); });
+      s.on('data', (d) => { this.tcpBuf += d.toString('latin1'); this.drainTcp(); });
       s.on('error', () => {});
     }
   }
 
   private drainTcp(): void {
-    for (;;) {
-      while (this.tcpBuf.startsWith('\r\n')) this.tcpBuf = this.tcpBuf.slice(2);
-      const sep = this.tcpBuf.indexOf('\r\n\r\n');
-      if (sep < 0) return;
-      const head = this.tcpBuf.slice(0, sep);
-      const cl = /\r\n(?:content-length|l)\s*:\s*(\d+)/i.exec('\r\n' + head);
-      const len = cl ? Number(cl[1]) : 0;
-      const bodyBytes = Buffer.from(this.tcpBuf.slice(sep + 4), 'utf8');
-      if (bodyBytes.length < len) return;
-      const body = bodyBytes.subarray(0, len).toString('utf8');
-      this.tcpBuf = bodyBytes.subarray(len).toString('utf8');
-      this.onText(`${head}\r\n\r\n${body}`);
-    }
+    const r = takeSipMessages(this.tcpBuf);
+    this.tcpBuf = r.rest;
+    for (const m of r.messages) this.onText(m);
   }
 
   private onText(text: string): void {
     const m = parseRaw(text);
     this.received.push(m);
     if (m.method && m.method !== 'ACK') {
-      const code = this.opts.answer ? this.opts.answer(m) : 200;
+      const code = this.answer(m);
       if (code !== null) this.sendRaw(responseTo(m, code));
     }
     for (const w of [...this.waiters]) {
@@ -126,6 +188,11 @@ export class RawPeer {
     const b = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
     if (this.udp) this.udp.send(b, this.server.port, this.server.host);
     else this.tcp!.write(b);
+  }
+
+  /** The same as sendRaw. */
+  send(text: string | Buffer): void {
+    this.sendRaw(text);
   }
 
   /** Wait for a message matching pred (also one already received and not yet consumed when `fromIndex` given). */
@@ -155,11 +222,11 @@ export class RawPeer {
   }
 
   via(branch = `z9hG4bK${randomBytes(8).toString('hex')}`): string {
-    return `SIP/2.0/${this.transport.toUpperCase()} 127.0.0.1:${this.localPort};rport;branch=${branch}`;
+    return `SIP/2.0/${this.transport.toUpperCase()} ${this.localAddress}:${this.localPort};rport;branch=${branch}`;
   }
 
   contact(user = 'watcher'): string {
-    return `<sip:${user}@127.0.0.1:${this.localPort}${this.transport === 'tcp' ? ';transport=tcp' : ''}>`;
+    return `<sip:${user}@${this.localAddress}:${this.localPort}${this.transport === 'tcp' ? ';transport=tcp' : ''}>`;
   }
 
   close(): void {

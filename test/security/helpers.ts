@@ -1,120 +1,15 @@
 // Helpers for the end-to-end security tests: a UDP/TCP SIP peer that can bind to any loopback source address
 // (so an "attacker" on 127.0.0.66 and a real watcher on 127.0.0.1 are different sources to the server while all
 // traffic still goes to 127.0.0.1), digest answers computed here with node:crypto, and directory seeding.
-import { createSocket, type Socket } from 'node:dgram';
-import { connect, type Socket as TcpSocket } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
-import { parseRaw, responseTo, randomTag, type RawMessage } from '../helpers/raw-sip.js';
+import { parseRaw, randomTag, RawPeer, type RawMessage } from '../helpers/raw-sip.js';
 import { Directory } from '../../src/store/directory.js';
 import type { Db } from '../../src/store/db.js';
 
 export { parseRaw, randomTag, type RawMessage };
 
-export class LoopPeer {
-  readonly received: RawMessage[] = [];
-  private waiters: Array<{ pred: (m: RawMessage) => boolean; resolve: (m: RawMessage) => void }> = [];
-  private udp?: Socket;
-  private tcp?: TcpSocket;
-  private buf = '';
-  localPort = 0;
-  /** Status to answer incoming requests (NOTIFY) with; null stays silent. */
-  answer: (m: RawMessage) => number | null = () => 200;
-
-  private constructor(readonly serverPort: number, readonly transport: 'udp' | 'tcp', readonly localAddress: string) {}
-
-  static async open(serverPort: number, opts: { transport?: 'udp' | 'tcp'; localAddress?: string } = {}): Promise<LoopPeer> {
-    const p = new LoopPeer(serverPort, opts.transport ?? 'udp', opts.localAddress ?? '127.0.0.1');
-    if (p.transport === 'udp') {
-      const s = createSocket('udp4');
-      p.udp = s;
-      s.on('message', (b) => p.onText(b.toString('utf8')));
-      await new Promise<void>((r) => s.bind(0, p.localAddress, () => r()));
-      p.localPort = s.address().port;
-    } else {
-      const s = connect({ port: serverPort, host: '127.0.0.1', localAddress: p.localAddress });
-      p.tcp = s;
-      await new Promise<void>((r, j) => { s.once('connect', () => r()); s.once('error', j); });
-      p.localPort = s.localPort!;
-      s.on('data', (d) => { p.buf += d.toString('latin1'); p.drain(); });
-      s.on('error', () => {});
-    }
-    return p;
-  }
-
-  private drain(): void {
-    for (;;) {
-      while (this.buf.startsWith('\r\n')) this.buf = this.buf.slice(2);
-      const sep = this.buf.indexOf('\r\n\r\n');
-      if (sep < 0) return;
-      const head = this.buf.slice(0, sep);
-      const cl = /\r\n(?:content-length|l)\s*:\s*(\d+)/i.exec(`\r\n${head}`);
-      const len = cl ? Number(cl[1]) : 0;
-      if (this.buf.length < sep + 4 + len) return;
-      const msg = this.buf.slice(0, sep + 4 + len);
-      this.buf = this.buf.slice(sep + 4 + len);
-      this.onText(Buffer.from(msg, 'latin1').toString('utf8'));
-    }
-  }
-
-  private onText(text: string): void {
-    const m = parseRaw(text);
-    this.received.push(m);
-    if (m.method && m.method !== 'ACK') {
-      const code = this.answer(m);
-      if (code !== null) this.send(responseTo(m, code));
-    }
-    for (const w of [...this.waiters]) {
-      if (w.pred(m)) {
-        this.waiters.splice(this.waiters.indexOf(w), 1);
-        w.resolve(m);
-      }
-    }
-  }
-
-  send(text: string | Buffer): void {
-    const b = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
-    if (this.udp) this.udp.send(b, this.serverPort, '127.0.0.1');
-    else this.tcp!.write(b);
-  }
-
-  waitFor(pred: (m: RawMessage) => boolean, timeoutMs = 5000, fromIndex?: number): Promise<RawMessage> {
-    if (fromIndex !== undefined) {
-      const found = this.received.slice(fromIndex).find(pred);
-      if (found) return Promise.resolve(found);
-    }
-    return new Promise((resolve, reject) => {
-      const w = { pred, resolve: (m: RawMessage) => { clearTimeout(t); resolve(m); } };
-      const t = setTimeout(() => {
-        this.waiters.splice(this.waiters.indexOf(w), 1);
-        reject(new Error(`timeout; received:\n${this.received.map((r) => r.startLine).join('\n')}`));
-      }, timeoutMs);
-      this.waiters.push(w);
-    });
-  }
-
-  /** Send a request and wait for its final response (by Call-ID and CSeq). */
-  request(text: string, timeoutMs = 5000): Promise<RawMessage> {
-    const req = parseRaw(text);
-    const callId = req.get('call-id');
-    const cseq = req.get('cseq');
-    const p = this.waitFor((m) => m.status !== undefined && m.status >= 200 && m.get('call-id') === callId && m.get('cseq') === cseq, timeoutMs);
-    this.send(text);
-    return p;
-  }
-
-  via(): string {
-    return `SIP/2.0/${this.transport.toUpperCase()} ${this.localAddress}:${this.localPort};rport;branch=z9hG4bK${randomBytes(8).toString('hex')}`;
-  }
-
-  contact(user: string): string {
-    return `<sip:${user}@${this.localAddress}:${this.localPort}${this.transport === 'tcp' ? ';transport=tcp' : ''}>`;
-  }
-
-  close(): void {
-    this.udp?.close();
-    this.tcp?.destroy();
-  }
-}
+/** The raw peer of the other tests: `LoopPeer.open(port, { localAddress: '127.0.0.66' })` binds another source. */
+export { RawPeer as LoopPeer };
 
 export interface Challenge { realm: string; nonce: string; algorithm: string; qop?: string; stale?: string; [k: string]: string | undefined }
 
@@ -165,7 +60,7 @@ export interface SubscribeSpec {
   fromDisplay?: string;
 }
 
-export function subscribe(peer: LoopPeer, s: SubscribeSpec): string {
+export function subscribe(peer: RawPeer, s: SubscribeSpec): string {
   const event = s.event ?? 'dialog';
   return [
     `SUBSCRIBE ${s.requestUri ?? `sip:${s.user}@${s.domain}`} SIP/2.0`,
@@ -185,7 +80,7 @@ export function subscribe(peer: LoopPeer, s: SubscribeSpec): string {
   ].join('\r\n');
 }
 
-export function publish(peer: LoopPeer, p: { user: string; domain: string; body: string; contentType?: string; event?: string; expires?: number; extra?: string[]; callId?: string; cseq?: number }): string {
+export function publish(peer: RawPeer, p: { user: string; domain: string; body: string; contentType?: string; event?: string; expires?: number; extra?: string[]; callId?: string; cseq?: number }): string {
   return [
     `PUBLISH sip:${p.user}@${p.domain} SIP/2.0`,
     `Via: ${peer.via()}`,
@@ -213,7 +108,7 @@ export function withAuth(text: string, auth: string, cseq: number): string {
 }
 
 /** Send `text`, answer the 401 with credentials (first offered challenge of `algorithm`), return the final answer. */
-export async function authenticated(peer: LoopPeer, text: string, creds: { username: string; password: string; algorithm?: 'MD5' | 'SHA-256'; realm?: string }): Promise<{ first: RawMessage; final: RawMessage; challenge: Challenge }> {
+export async function authenticated(peer: RawPeer, text: string, creds: { username: string; password: string; algorithm?: 'MD5' | 'SHA-256'; realm?: string }): Promise<{ first: RawMessage; final: RawMessage; challenge: Challenge }> {
   const first = await peer.request(text);
   if (first.status !== 401) throw new Error(`expected a 401 challenge, got ${first.startLine}`);
   const alg = creds.algorithm ?? 'MD5';
