@@ -19,6 +19,7 @@ import { createMetrics } from '../src/metrics.js';
 import { createEmbeddedEngine } from '../src/sip/stack/engine.js';
 import { DEFAULT_LIMITS, parseMessage } from '../src/sip/stack/parser.js';
 import type { DialogRequestSpec, SipEngine } from '../src/sip/port.js';
+import { sippLike200 } from './lib/answer.js';
 
 const CRLF = (s: string): string => s.replace(/\r?\n/g, '\r\n');
 
@@ -28,16 +29,11 @@ const CRLF = (s: string): string => s.replace(/\r?\n/g, '\r\n');
 function peerMain(): void {
   process.on('disconnect', () => process.exit(0)); // never outlive the benchmark
   const sock = dgram.createSocket('udp4');
-  const grab = (text: string, name: string): string => {
-    const m = new RegExp(`^${name}:.*$`, 'im').exec(text);
-    return m ? m[0] : '';
-  };
   let answers = 0;
   sock.on('message', (msg, rinfo) => {
     const t = msg.toString('latin1');
     if (t.startsWith('SIP/2.0')) { answers++; return; }
-    const res = `SIP/2.0 200 OK\r\n${grab(t, 'Via')}\r\n${grab(t, 'From')}\r\n${grab(t, 'To')};tag=w${answers}\r\n${grab(t, 'Call-ID')}\r\n${grab(t, 'CSeq')}\r\nContact: <sip:w@127.0.0.1:${sock.address().port};transport=udp>\r\nContent-Length: 0\r\n\r\n`;
-    sock.send(res, rinfo.port, rinfo.address);
+    sock.send(sippLike200(t, `<sip:w@127.0.0.1:${sock.address().port};transport=udp>`), rinfo.port, rinfo.address);
   });
   try { sock.bind(0, '127.0.0.1', () => { sock.setRecvBufferSize(4 << 20); sock.setSendBufferSize(4 << 20); process.send!({ port: sock.address().port }); }); } catch { /* */ }
   process.on('message', (m: { send: number; rate: number; port: number; start: number; reset?: boolean }) => {

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config.js';
 import { silentLogger } from '../src/log.js';
 import { startServer } from '../src/server.js';
+import { headerLine, sippLike200 } from './lib/answer.js';
 
 const CRLF = (s: string): string => s.replace(/\r?\n/g, '\r\n');
 const EXT = 'fan';
@@ -26,10 +27,6 @@ interface RoundResult { publish200Ms: number; firstMs: number; medianMs: number;
 function peerMain(): void {
   process.on('disconnect', () => process.exit(0)); // never outlive the benchmark
   const sock = dgram.createSocket('udp4');
-  const grab = (text: string, name: string): string => {
-    const m = new RegExp(`^${name}:.*$`, 'im').exec(text);
-    return m ? m[0] : '';
-  };
   let server = 0;
   let me = 0;
   let ready = 0;
@@ -50,10 +47,9 @@ function peerMain(): void {
       }
       return;
     }
-    const callId = grab(t, 'Call-ID');
-    const res = `SIP/2.0 200 OK\r\n${grab(t, 'Via')}\r\n${grab(t, 'From')}\r\n${grab(t, 'To')}\r\n${callId}\r\n${grab(t, 'CSeq')}\r\nContact: <sip:w@127.0.0.1:${me};transport=udp>\r\nContent-Length: 0\r\n\r\n`;
-    sock.send(res, rinfo.port, rinfo.address);
-    const cseq = grab(t, 'CSeq');
+    const callId = headerLine(t, 'Call-ID');
+    sock.send(sippLike200(t, `<sip:w@127.0.0.1:${me};transport=udp>`), rinfo.port, rinfo.address);
+    const cseq = headerLine(t, 'CSeq');
     const seen = lastCseq.get(callId);
     if (seen === cseq) return; // a retransmission, answered again
     lastCseq.set(callId, cseq);

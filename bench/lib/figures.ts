@@ -167,26 +167,6 @@ export async function kneeSearch(start: StartServer, o: Omit<StepOptions, 'rate'
 
 // ---------------------------------------------------------------- fan-out
 
-export interface FanoutResult {
-  watchers: number;
-  ready: number;
-  notified: number;
-  confirmed: number;
-  publish200Ms?: number;
-  firstMs?: number;
-  medianMs?: number;
-  p95Ms?: number;
-  lastMs?: number;
-  serverCpuS: number;
-  memMiB?: number;
-  watcherFailed: number;
-  watcherRetrans: number;
-  publishOk: boolean;
-  load1?: number;
-  dir: string;
-  note?: string;
-}
-
 /**
  * PUBLISHes per fan-out run, as fanout_watcher.xml expects them (its loop logs STATE 1..4). Round 1 is the first
  * fan-out after the server started; the last is the figure, as the rate figures are taken after a warm-up: a
