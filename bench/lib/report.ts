@@ -74,8 +74,10 @@ function fanoutCell(f: BenchResults['fanouts'][number] | undefined, round: 'last
   const complete = f.runs.filter((r) => { const x = pick(r); return x !== undefined && x.notified >= r.watchers && x.lastMs !== undefined; });
   const s = summarize(complete.map((r) => pick(r)!.lastMs));
   let text = s ? fmtSummary(s, 1, ' ms') : 'FAIL';
-  const partial = f.runs.filter((r) => !(r.notified >= r.watchers));
-  if (partial.length) text += ` (${partial.length}/${f.runs.length} runs incomplete: ${partial.map((r) => r.note ?? `${r.notified}/${r.watchers}`).join('; ')})`;
+  // Incomplete in the round shown: the last round's note, or how many the first round reached.
+  const partial = f.runs.filter((r) => !((pick(r)?.notified ?? 0) >= r.watchers));
+  const why = (r: FanoutResult) => (round === 'cold' ? `only ${r.cold?.notified ?? 0}/${r.watchers} notified` : r.note ?? `${r.notified}/${r.watchers}`);
+  if (partial.length) text += ` (${partial.length}/${f.runs.length} runs incomplete: ${partial.map(why).join('; ')})`;
   return { s, text, cpu: median(f.runs.map((r) => r.serverCpuS)), mem: median(f.runs.map((r) => r.memMiB).filter((x): x is number => x !== undefined)) };
 }
 
@@ -189,7 +191,7 @@ export function renderReport(r: BenchResults): string {
   out.push(`Command: \`${r.command}\` (${r.settings.runs} run(s) per figure, ${r.settings.stepS} s per rate step after ${r.settings.warmupS ?? 0} s of warm-up on the same server), ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC, commit ${m.commit}.`);
   out.push(`Machine: ${m.cpus} × ${m.model}, ${m.memGiB.toFixed(0)} GiB, Linux ${m.kernel}, Node ${m.node}, ${m.sipp}${m.kamailio ? `, ${m.kamailio}` : ''}; sipp, the server and the runner share the same cores, UDP/TCP over 127.0.0.1${loads.length ? `; 1-min load average at the end of the steps ${fmt(Math.min(...loads), 1)}–${fmt(Math.max(...loads), 1)} (above ~1.5 other work shared the machine)` : ''}.`, '');
   out.push(table, '');
-  out.push('Reading the table: a clean rate is the highest step of the ladder with every call successful, zero failed calls, zero retransmissions and the requested rate achieved (±5 %); "≥" means the top of the ladder was clean. ✓/✗ compare the median with the issue\'s target. Server CPU is Δ(utime+stime)/wall of the server\'s process tree during the run at the clean rate (1.00 = one core), or CPU-seconds for fan-out; RSS is Lamplighter\'s VmRSS, Kamailio\'s is Pss summed over its processes (its shared memory counted once). Kamailio "sqlite" is write-back SQLite (survives a restart), "mem" is memory-only. Fan-out is PUBLISH sent → last NOTIFY logged by the watchers, for the last of ${FANOUT_ROUNDS} PUBLISHes on the same server (one publication, then three modifications of it, each sent once every watcher has the one before); the first of them, on a server that has just started, has its own row.');
+  out.push('Reading the table: a clean rate is the highest step of the ladder with every call successful, zero failed calls, zero retransmissions and the requested rate achieved (±5 %); "≥" means the top of the ladder was clean. ✓/✗ compare the median with the issue\'s target. Server CPU is Δ(utime+stime)/wall of the server\'s process tree during the run at the clean rate (1.00 = one core), or CPU-seconds for fan-out; RSS is Lamplighter\'s VmRSS, Kamailio\'s is Pss summed over its processes (its shared memory counted once). Kamailio "sqlite" is write-back SQLite (survives a restart), "mem" is memory-only. Fan-out is PUBLISH sent → last NOTIFY logged by the watchers, for the last of ' + FANOUT_ROUNDS + ' PUBLISHes on the same server (one publication, then three modifications of it, each sent once every watcher has the one before); the first of them, on a server that has just started, has its own row.');
   if (r.kamailioNote) out.push('', `Kamailio was not measured: ${r.kamailioNote}.`);
 
   // details
