@@ -13,6 +13,7 @@ import { serializeMessage } from '../../src/sip/stack/serializer.js';
 import { StreamFramer } from '../../src/sip/stack/framer.js';
 import * as H from '../../src/sip/stack/headers.js';
 import { isValidNameAddr, isValidVia, parseCSeq } from '../../src/sip/stack/headers.js';
+import { int, mulberry32, pick, type Rand } from '../fuzz/mutator.js';
 
 const CASES = Number(process.env.FUZZ_CASES ?? 100_000);
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed4475);
@@ -23,16 +24,6 @@ const MAX_MS_PER_CASE = 50;
 /** Test timeout that grows with FUZZ_CASES (about 60 s per 100 000 cases on a busy 2-core machine, at least 120 s). */
 const TIMEOUT_MS = Math.max(120_000, Math.ceil(CASES / 100_000) * 60_000);
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CRLF = (s: string): string => s.replace(/\r?\n/g, '\r\n');
 const DIALOG_INFO = CRLF(`<?xml version="1.0" encoding="UTF-8"?>
@@ -115,10 +106,6 @@ function rfc4475(): Buffer[] {
 const SEEDS: Buffer[] = [...REAL.map((s) => Buffer.from(s, 'utf8')), ...rfc4475()];
 
 const INTERESTING = ['\r\n', '\r\n\r\n', '\n', '\r', ' ', '\t', ':', ';', ',', '"', '\\', '<', '>', '=', '@', '?', '%', '\x00', '\xff', 'é', ';tag=', 'SIP/2.0', 'Content-Length: ', 'l: ', 'v: SIP/2.0/UDP h', ' \r\n '];
-
-type Rand = () => number;
-const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
-const int = (r: Rand, n: number): number => Math.floor(r() * n);
 
 function randomNumberText(r: Rand): string {
   return pick(r, ['0', '1', '-1', '-999', '9999', '65536', '4294967295', '4294967296', '99999999999999999999', 'five', '', ' 3', '3 ', '0x10', '1e3', '00000000000000000001', String(int(r, 2000))]);
