@@ -24,7 +24,6 @@ const MAX_MS_PER_CASE = 50;
 /** Test timeout that grows with FUZZ_CASES (about 60 s per 100 000 cases on a busy 2-core machine, at least 120 s). */
 const TIMEOUT_MS = Math.max(120_000, Math.ceil(CASES / 100_000) * 60_000);
 
-
 const CRLF = (s: string): string => s.replace(/\r?\n/g, '\r\n');
 const DIALOG_INFO = CRLF(`<?xml version="1.0" encoding="UTF-8"?>
 <dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="3" state="full" entity="sip:201@pbx.example.com">
