@@ -421,6 +421,18 @@ class EmbeddedEngine implements SipEngine {
     this.logger.warn(fields, msg);
   }
 
+  /** 503 with Retry-After (RFC 3261 §21.5.4): we take no new work now; the client may try again later. */
+  private refuseOverloaded(req: SipRequest, flow: Flow, sendOnFlow: (data: Buffer) => boolean): void {
+    this.sendResponseOnce(this.buildResponse(req, { status: 503, headers: [['Retry-After', String(OVERLOAD_RETRY_AFTER_S)]] }), req, flow, sendOnFlow);
+  }
+
+  /** A request refused past one of the sip.limits: counted by limit, logged at most once per interval, 503. */
+  private shed(req: SipRequest, flow: Flow, sendOnFlow: (data: Buffer) => boolean, limit: string, fields: Record<string, unknown>, msg: string): void {
+    this.metrics.overload.inc({ limit });
+    this.logLimit(limit, fields, msg);
+    this.refuseOverloaded(req, flow, sendOnFlow);
+  }
+
   // ---- tracing (issue 7) -----------------------------------------------------------------------------------
 
   private traced(remoteAddress: string, msg: SipMessage | undefined, extra?: SipRequest): boolean {
@@ -584,7 +596,7 @@ class EmbeddedEngine implements SipEngine {
     this.metrics.sipRequests.inc({ method: methodLabel(req.method), transport: flow.transport });
 
     if (this.stopping || !this.handler) {
-      this.sendResponseOnce(this.buildResponse(req, { status: 503, headers: [['Retry-After', String(OVERLOAD_RETRY_AFTER_S)]] }), req, flow, sendOnFlow);
+      this.refuseOverloaded(req, flow, sendOnFlow);
       return;
     }
     const max = this.config.sip.limits.maxPendingRequests;
@@ -592,9 +604,7 @@ class EmbeddedEngine implements SipEngine {
     if (this.clientTxs.inFlightCount >= maxClient) {
       // NOTIFYs waiting for answers (Timer E/F) are the queue that grows when watchers stop answering or we fall
       // behind: take no new work until it drains, rather than let memory grow with it.
-      this.metrics.overload.inc({ limit: 'clientTransactions' });
-      this.logLimit('clientTransactions', { clientTransactions: this.clientTxs.inFlightCount, limit: maxClient }, 'SIP request shed with 503: sip.limits.maxClientTransactions reached');
-      this.sendResponseOnce(this.buildResponse(req, { status: 503, headers: [['Retry-After', String(OVERLOAD_RETRY_AFTER_S)]] }), req, flow, sendOnFlow);
+      this.shed(req, flow, sendOnFlow, 'clientTransactions', { clientTransactions: this.clientTxs.inFlightCount, limit: maxClient }, 'SIP request shed with 503: sip.limits.maxClientTransactions reached');
       return;
     }
     if (udp !== undefined && udp.queueDelay.shedding && (req.method === 'SUBSCRIBE' || req.method === 'PUBLISH')
@@ -602,17 +612,13 @@ class EmbeddedEngine implements SipEngine {
       // The UDP receive queue is older than sip.limits.maxQueueDelayMs (overload.ts): refuse what would start new
       // work, so that the requests already accepted, in-dialog refreshes and un-SUBSCRIBEs, and the answers to our
       // NOTIFYs are read before their senders' Timer E fires again.
-      this.metrics.overload.inc({ limit: 'queueDelay' });
-      this.logLimit('queueDelay', { queueDelayMs: Math.round(udp.queueDelay.lastDelayMs), limit: this.config.sip.limits.maxQueueDelayMs }, 'SIP request shed with 503: UDP queue delay above sip.limits.maxQueueDelayMs');
-      this.sendResponseOnce(this.buildResponse(req, { status: 503, headers: [['Retry-After', String(OVERLOAD_RETRY_AFTER_S)]] }), req, flow, sendOnFlow);
+      this.shed(req, flow, sendOnFlow, 'queueDelay', { queueDelayMs: Math.round(udp.queueDelay.lastDelayMs), limit: this.config.sip.limits.maxQueueDelayMs }, 'SIP request shed with 503: UDP queue delay above sip.limits.maxQueueDelayMs');
       return;
     }
     if (this.pending.size >= max) {
       // Shed load before queues grow (issue 4): the TU is not asked and no transaction state is kept, so a flood
       // costs a parse and a 503 each; a retransmission of a shed request simply gets another chance.
-      this.metrics.overload.inc({ limit: 'pending' });
-      this.logLimit('pending', { pending: this.pending.size, limit: max }, 'SIP request shed with 503: sip.limits.maxPendingRequests reached');
-      this.sendResponseOnce(this.buildResponse(req, { status: 503, headers: [['Retry-After', String(OVERLOAD_RETRY_AFTER_S)]] }), req, flow, sendOnFlow);
+      this.shed(req, flow, sendOnFlow, 'pending', { pending: this.pending.size, limit: max }, 'SIP request shed with 503: sip.limits.maxPendingRequests reached');
       return;
     }
 
