@@ -27,11 +27,7 @@ export function writeUsers(file: string, rows: Array<[string, string, ...string[
 
 /** The SIP-ETag publish.xml / publish_modify.xml logged with PUBLISH_200 (the last word of the line). */
 export function loggedEtag(file: string): string | undefined {
-  if (!existsSync(file)) return undefined;
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const p = line.trim().split(/\s+/);
-    if (p[0] === 'PUBLISH_200' && p.length >= 6) return p[p.length - 1];
-  }
+  for (const { words: p } of logLines(file)) if (p[0] === 'PUBLISH_200' && p.length >= 6) return p[p.length - 1];
   return undefined;
 }
 
@@ -174,13 +170,15 @@ export function runSipp(r: SippRun): Promise<SippStats> {
 
 /** Lines "<KEY> <sec> <usec> ..." of a -trace_logs file, as epoch seconds (float). */
 export function logTimes(file: string, key: string): number[] {
-  if (!existsSync(file)) return [];
   const out: number[] = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const p = line.trim().split(/\s+/);
-    if (p[0] === key && p.length >= 3) out.push(Number(p[1]) + Number(p[2]) / 1e6);
-  }
+  for (const { words: p } of logLines(file)) if (p[0] === key && p.length >= 3) out.push(Number(p[1]) + Number(p[2]) / 1e6);
   return out;
+}
+
+/** The lines of a scenario's -trace_logs file, each with its words; none when sipp wrote no file. */
+function logLines(file: string): Array<{ line: string; words: string[] }> {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').map((line) => ({ line, words: line.trim().split(/\s+/) }));
 }
 
 /** The LogTail key of fanout_watcher.xml's "STATE <k> <s> <us> <call> <match>" lines of round k. */
@@ -190,10 +188,8 @@ export function stateKey(k: number): string {
 
 /** Times and body-check results of the STATE lines of round k (sipp prints its counter as 1 or 1.000000). */
 export function stateLines(file: string, k: number): Array<{ t: number; matched: boolean }> {
-  if (!existsSync(file)) return [];
   const out: Array<{ t: number; matched: boolean }> = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const p = line.trim().split(/\s+/);
+  for (const { line, words: p } of logLines(file)) {
     if (p[0] === 'STATE' && parseFloat(p[1] ?? '') === k && p.length >= 4) {
       out.push({ t: Number(p[2]) + Number(p[3]) / 1e6, matched: line.includes('confirmed') });
     }
